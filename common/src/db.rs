@@ -1,0 +1,203 @@
+//! One database handle for both backends.
+//!
+//! We use sqlx's `Any` driver: one code path and one set of queries serve SQLite (the embedded
+//! default) and Postgres (production). Queries use `$1` placeholders, which both drivers accept.
+//! The few places where the backends differ (migrations, write serialization, advisory locks)
+//! branch on [`Backend`].
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::Error;
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The migrations of one schema, one folder per backend because the DDL differs.
+pub struct Migrations {
+    pub sqlite: Migrator,
+    pub postgres: Migrator,
+}
+
+/// A cloneable pool plus what we need to know about its backend.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer at a time and fails rather than waits when a reading transaction
+    /// tries to upgrade to a writer. Serializing our own writers in-process avoids both busy
+    /// retries and `SQLITE_BUSY_SNAPSHOT`; `busy_timeout` still covers other processes.
+    sqlite_writer: Arc<Mutex<()>>,
+}
+
+/// A write transaction. On SQLite it also holds the in-process writer lock until it ends.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// The connection to run statements on.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<(), Error> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). SQLite files and their folder are
+    /// created when missing.
+    pub async fn connect(url: &str) -> Result<Db, Error> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(Error::Config(format!(
+                "unsupported DATABASE_URL {url:?}: expected sqlite://… or postgres://…"
+            )));
+        };
+        let mut url = url.to_owned();
+        let mut max_connections = 10;
+        if backend == Backend::Sqlite {
+            if url.contains(":memory:") {
+                // Every connection to `sqlite::memory:` is a different database.
+                max_connections = 1;
+            } else {
+                ensure_sqlite_parent(&url)?;
+                if !url.contains("mode=") {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str("mode=rwc");
+                }
+            }
+        }
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| Error::Config(format!("invalid DATABASE_URL: {e}")))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed while a writer commits; NORMAL sync is
+                        // durable across application crashes (only power loss can drop the
+                        // last transactions, never corrupt the file).
+                        for pragma in [
+                            "PRAGMA journal_mode=WAL",
+                            "PRAGMA synchronous=NORMAL",
+                            "PRAGMA busy_timeout=10000",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Connect(redact(&url), e))?;
+        Ok(Db {
+            pool,
+            backend,
+            sqlite_writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Applies the migrations for this backend. Several migration sets may share a database
+    /// (a service's own and those of `common`), so each ignores versions it does not know.
+    pub async fn migrate(&self, migrations: Migrations) -> Result<(), Error> {
+        let mut migrator = match self.backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction that will write.
+    pub async fn begin_write(&self) -> Result<WriteTx, Error> {
+        let writer = match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx {
+            tx,
+            _writer: writer,
+        })
+    }
+
+    /// True when the database answers and the migrations in `migrations` are applied.
+    pub async fn ready(&self, migrations: &Migrations) -> bool {
+        let expected = match self.backend {
+            Backend::Sqlite => &migrations.sqlite,
+            Backend::Postgres => &migrations.postgres,
+        };
+        let applied: Result<Vec<(i64,)>, _> =
+            sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_all(&self.pool)
+                .await;
+        match applied {
+            Ok(rows) => expected
+                .iter()
+                .all(|m| rows.iter().any(|(v,)| *v == m.version)),
+            Err(_) => false,
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn ensure_sqlite_parent(url: &str) -> Result<(), Error> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if let Some(parent) = Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::Config(format!("cannot create database folder {parent:?}: {e}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,37 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::http::Problem;
+
+/// Errors of the shared plumbing: database, configuration, feed publishing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot connect to database {0}: {1}")]
+    Connect(String, #[source] sqlx::Error),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("feed: {0}")]
+    Feed(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match self {
+            Error::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "Not Found")
+                .detail(what)
+                .into_response(),
+            other => {
+                // Internal details go to the log, not to the client.
+                tracing::error!(error = %other, "internal error");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    .into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Publishing an event feed: Atom 1.0 (RFC 4287) paged with RFC 5005 archives.
+//!
+//! A publisher appends entries inside the caller's transaction (so a state change and its event
+//! commit together) and serves the subscription document and the archive pages. The head's
+//! validators live in memory and advance after each commit, so a poll of an unchanged feed is
+//! answered with `304` without touching the database.
+
+mod conditional;
+mod paging;
+mod render;
+mod store;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+pub use conditional::{not_modified, Validators};
+pub use paging::{PageSize, Position};
+pub use render::{render, FeedIdentity, PageLinks, HISTORY_NS};
+pub use store::{Appended, NewEntry, StoredEntry};
+
+use crate::db::{Db, WriteTx};
+use crate::{Clock, Error};
+
+/// `Content-Type` of every feed page.
+pub const ATOM_CONTENT_TYPE: &str = "application/atom+xml";
+/// RFC 5005 §4: archive pages never change once full.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// How many rendered archive pages stay in memory; older ones are rendered again on demand
+/// (identical bytes: rendering is deterministic).
+const ARCHIVE_CACHE_PAGES: usize = 512;
+
+/// How one feed is published.
+#[derive(Debug, Clone)]
+pub struct FeedSettings {
+    pub identity: FeedIdentity,
+    /// Absolute path of the subscription document, e.g. `/order/feed`. Archive page `n` is at
+    /// `{path}/archive/{n}`.
+    pub path: String,
+    pub page_size: PageSize,
+}
+
+/// A rendered page with its validators.
+struct Rendered {
+    body: Bytes,
+    etag: HeaderValue,
+    last_modified: Option<HeaderValue>,
+}
+
+struct Inner {
+    settings: FeedSettings,
+    db: Db,
+    clock: Clock,
+    /// The newest committed entry. Only ever moves forward.
+    head: watch::Sender<Appended>,
+    /// The subscription document for the position it was rendered at.
+    head_page: Mutex<Option<(Position, Arc<Rendered>)>>,
+    archives: Mutex<lru::LruCache<i64, Arc<Rendered>>>,
+}
+
+/// The publishing side of a feed. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+impl Publisher {
+    /// Loads the head from the database. The feed tables come from [`crate::migrations`].
+    pub async fn open(db: Db, settings: FeedSettings, clock: Clock) -> Result<Publisher, Error> {
+        store::check_page_size(&db, settings.page_size.get()).await?;
+        let newest = store::newest(&db).await?;
+        let cache_size = NonZeroUsize::new(ARCHIVE_CACHE_PAGES).unwrap_or(NonZeroUsize::MIN);
+        Ok(Publisher {
+            inner: Arc::new(Inner {
+                settings,
+                db,
+                clock,
+                head: watch::Sender::new(newest),
+                head_page: Mutex::new(None),
+                archives: Mutex::new(lru::LruCache::new(cache_size)),
+            }),
+        })
+    }
+
+    /// Appends an entry in `tx`. Call it last before [`Publisher::commit`].
+    pub async fn append(&self, tx: &mut WriteTx, entry: &NewEntry) -> Result<Appended, Error> {
+        store::append(tx, self.inner.db.backend(), &self.inner.clock, entry).await
+    }
+
+    /// Commits `tx` and then makes the appended entry visible to head validators.
+    pub async fn commit(&self, tx: WriteTx, appended: Appended) -> Result<(), Error> {
+        tx.commit().await?;
+        self.inner.head.send_if_modified(|head| {
+            // Concurrent committers may report out of order; keep the newest.
+            if appended.position > head.position {
+                *head = appended;
+                true
+            } else {
+                false
+            }
+        });
+        Ok(())
+    }
+
+    /// The newest committed position.
+    pub fn head_position(&self) -> Position {
+        self.inner.head.borrow().position
+    }
+
+    /// Changes of the head, for waiting on new entries.
+    pub fn subscribe(&self) -> watch::Receiver<Appended> {
+        self.inner.head.subscribe()
+    }
+
+    pub fn settings(&self) -> &FeedSettings {
+        &self.inner.settings
+    }
+
+    /// `GET {path}`: the subscription document.
+    pub async fn head(&self, request: &HeaderMap) -> Result<Response, Error> {
+        let head = *self.inner.head.borrow();
+        let size = self.inner.settings.page_size;
+        let etag = format!("\"h{}-{}\"", size.get(), head.position);
+        let lm_secs = (head.position > 0).then(|| head.updated_us.div_euclid(1_000_000));
+        let validators = Validators {
+            etag: &etag,
+            last_modified: lm_secs,
+            second_is_ambiguous: head.position > 1
+                && Some(head.prev_updated_us.div_euclid(1_000_000)) == lm_secs,
+            now: self.inner.clock.now().timestamp(),
+        };
+        if not_modified(request, validators) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            let h = response.headers_mut();
+            h.insert(header::ETAG, header_value(&etag));
+            if let Some(lm) = lm_secs {
+                h.insert(header::LAST_MODIFIED, http_date(lm));
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return Ok(response);
+        }
+        let rendered = self.head_page(head.position, etag).await?;
+        Ok(page_response(&rendered, "no-cache"))
+    }
+
+    async fn head_page(&self, position: Position, etag: String) -> Result<Arc<Rendered>, Error> {
+        if let Some((at, page)) = &*lock(&self.inner.head_page) {
+            if *at == position {
+                return Ok(page.clone());
+            }
+        }
+        let size = self.inner.settings.page_size;
+        // Only up to `position`: the body must match the ETag even if more has committed since.
+        let entries = store::range(&self.inner.db, size.head_start(position), position).await?;
+        let full = size.full_pages(position);
+        let links = PageLinks {
+            self_href: self.inner.settings.path.clone(),
+            prev_archive: (full > 0).then(|| self.archive_href(full)),
+            ..PageLinks::default()
+        };
+        let body = render(&self.inner.settings.identity, &links, &entries)?;
+        let page = Arc::new(Rendered {
+            body: Bytes::from(body),
+            etag: header_value(&etag),
+            last_modified: entries.first().map(|e| http_date(e.updated_us.div_euclid(1_000_000))),
+        });
+        let mut slot = lock(&self.inner.head_page);
+        if slot.as_ref().is_none_or(|(at, _)| *at < position) {
+            *slot = Some((position, page.clone()));
+        }
+        Ok(page)
+    }
+
+    /// `GET {path}/archive/{page}`: an immutable archive page.
+    pub async fn archive(&self, page: i64, request: &HeaderMap) -> Result<Response, Error> {
+        let size = self.inner.settings.page_size;
+        let full = size.full_pages(self.head_position());
+        if page == full + 1 {
+            // The page being filled is the subscription document; archive links point here
+            // before it fills, and must keep pointing here after, so the link never changes.
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            let h = response.headers_mut();
+            h.insert(header::LOCATION, header_value(&self.inner.settings.path));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return Ok(response);
+        }
+        if page < 1 || page > full {
+            return Err(Error::NotFound(format!(
+                "archive page {page} does not exist; pages 1 to {full} are full"
+            )));
+        }
+        let rendered = self.archive_page(page).await?;
+        let validators = Validators {
+            etag: rendered.etag.to_str().unwrap_or_default(),
+            last_modified: rendered
+                .last_modified
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| httpdate::parse_http_date(s).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64),
+            second_is_ambiguous: false,
+            now: self.inner.clock.now().timestamp(),
+        };
+        if not_modified(request, validators) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            let h = response.headers_mut();
+            h.insert(header::ETAG, rendered.etag.clone());
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+            return Ok(response);
+        }
+        Ok(page_response(&rendered, IMMUTABLE))
+    }
+
+    async fn archive_page(&self, page: i64) -> Result<Arc<Rendered>, Error> {
+        if let Some(hit) = lock(&self.inner.archives).get(&page) {
+            return Ok(hit.clone());
+        }
+        let size = self.inner.settings.page_size;
+        let (from, to) = size.range(page);
+        let entries = store::range(&self.inner.db, from, to).await?;
+        if entries.len() as i64 != size.get() {
+            return Err(Error::Feed(format!(
+                "archive page {page} has {} entries, expected {}",
+                entries.len(),
+                size.get()
+            )));
+        }
+        let links = PageLinks {
+            self_href: self.archive_href(page),
+            prev_archive: (page > 1).then(|| self.archive_href(page - 1)),
+            // Always present, so the page is complete the moment it fills.
+            next_archive: Some(self.archive_href(page + 1)),
+            current: Some(self.inner.settings.path.clone()),
+            archive: true,
+        };
+        let body = render(&self.inner.settings.identity, &links, &entries)?;
+        let digest = Sha256::digest(&body);
+        let etag = format!("\"a{page}-{:x}\"", digest);
+        let rendered = Arc::new(Rendered {
+            body: Bytes::from(body),
+            etag: header_value(&etag),
+            last_modified: entries.first().map(|e| http_date(e.updated_us.div_euclid(1_000_000))),
+        });
+        lock(&self.inner.archives).put(page, rendered.clone());
+        Ok(rendered)
+    }
+
+    fn archive_href(&self, page: i64) -> String {
+        format!("{}/archive/{page}", self.inner.settings.path)
+    }
+}
+
+fn page_response(page: &Rendered, cache_control: &'static str) -> Response {
+    let mut response = page.body.clone().into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ATOM_CONTENT_TYPE));
+    h.insert(header::ETAG, page.etag.clone());
+    if let Some(lm) = &page.last_modified {
+        h.insert(header::LAST_MODIFIED, lm.clone());
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    response
+}
+
+/// A poisoned cache lock only means a panic elsewhere; the cached data is still consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn http_date(secs: i64) -> HeaderValue {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    header_value(&httpdate::fmt_http_date(t))
+}
+
+/// Our header values are ASCII we built ourselves; an invalid one would be a bug, shown empty.
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}

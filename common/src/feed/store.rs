@@ -1,0 +1,143 @@
+//! The `feed_entries` table: appending under a lock that makes commit order equal position
+//! order, and reading ranges of positions.
+
+use sqlx::AnyConnection;
+
+use super::paging::Position;
+use crate::db::{Backend, Db, WriteTx};
+use crate::{Clock, Error};
+
+/// Key of the Postgres advisory lock that serializes appends to the feed.
+const APPEND_LOCK: i64 = 0x4645_4544_4c49_4e45; // "FEEDLINE"
+
+/// What a publisher supplies for one event.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// Stable, unique `atom:id` (an IRI).
+    pub entry_id: String,
+    pub title: String,
+    pub summary: String,
+    /// The event type, published as `atom:category/@term`.
+    pub category: String,
+    /// Where the details live: an absolute path (resolved against the feed's URL, so it stays
+    /// right behind a path-preserving proxy) or an absolute URL.
+    pub link: String,
+}
+
+/// An entry as stored and published.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEntry {
+    pub position: i64,
+    pub entry_id: String,
+    pub title: String,
+    pub summary: String,
+    pub category: String,
+    pub link: String,
+    pub updated_us: i64,
+}
+
+/// The result of an append, to hand to the publisher once the transaction has committed.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub position: Position,
+    pub updated_us: i64,
+    /// Time of the entry before it (0 when this is the first).
+    pub prev_updated_us: i64,
+}
+
+/// Appends `entry` inside `tx`.
+///
+/// Commit order must equal position order, or a reader that saw position N could later find a
+/// new entry below N. SQLite serializes writers already. On Postgres, concurrent transactions
+/// would take positions in one order and commit in another, so the append holds a
+/// transaction-scoped advisory lock: the next writer reads the maximum only after the previous
+/// one has committed (locks are released after the commit becomes visible). Callers append as
+/// the last statement before commit to keep that window short.
+pub async fn append(
+    tx: &mut WriteTx,
+    backend: Backend,
+    clock: &Clock,
+    entry: &NewEntry,
+) -> Result<Appended, Error> {
+    let conn: &mut AnyConnection = tx.conn();
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let last: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT position, updated_us FROM feed_entries ORDER BY position DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (last_position, last_updated) = last.unwrap_or((0, 0));
+    // Entry times never go backwards, even if the wall clock does, so `updated` agrees with
+    // position order and with Last-Modified.
+    let updated_us = clock.now().timestamp_micros().max(last_updated);
+    let position = last_position + 1;
+    sqlx::query(
+        "INSERT INTO feed_entries (position, entry_id, title, summary, category, link, updated_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(position)
+    .bind(&entry.entry_id)
+    .bind(&entry.title)
+    .bind(&entry.summary)
+    .bind(&entry.category)
+    .bind(&entry.link)
+    .bind(updated_us)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Appended {
+        position,
+        updated_us,
+        prev_updated_us: last_updated,
+    })
+}
+
+/// Entries with positions in `from..=to`, newest first.
+pub async fn range(db: &Db, from: Position, to: Position) -> Result<Vec<StoredEntry>, Error> {
+    let rows = sqlx::query_as(
+        "SELECT position, entry_id, title, summary, category, link, updated_us \
+         FROM feed_entries WHERE position >= $1 AND position <= $2 ORDER BY position DESC",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows)
+}
+
+/// The newest entry's position and time, and the time of the one before it.
+pub async fn newest(db: &Db) -> Result<Appended, Error> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT position, updated_us FROM feed_entries ORDER BY position DESC LIMIT 2",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    Ok(Appended {
+        position: rows.first().map_or(0, |r| r.0),
+        updated_us: rows.first().map_or(0, |r| r.1),
+        prev_updated_us: rows.get(1).map_or(0, |r| r.1),
+    })
+}
+
+/// Records the page size on first use and refuses a different one later: full pages were
+/// promised to caches as immutable.
+pub async fn check_page_size(db: &Db, size: i64) -> Result<(), Error> {
+    sqlx::query("INSERT INTO feed_meta (name, value) VALUES ('page_size', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(size.to_string())
+        .execute(db.pool())
+        .await?;
+    let (stored,): (String,) = sqlx::query_as("SELECT value FROM feed_meta WHERE name = 'page_size'")
+        .fetch_one(db.pool())
+        .await?;
+    if stored != size.to_string() {
+        return Err(Error::Config(format!(
+            "feed page size {size} differs from {stored}, the size this feed was created with; \
+             archive pages are immutable, so the size cannot change"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! HTTP plumbing shared by every service: problem details, middleware, serving and shutdown.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// Request bodies larger than this are refused with 413 before any handler runs.
+pub const MAX_REQUEST_BODY: usize = 64 * 1024;
+
+/// An RFC 9457 problem details document, served as `application/problem+json`.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(skip)]
+    status: StatusCode,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: String,
+    #[serde(rename = "status")]
+    code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, title: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            kind: "about:blank",
+            title: title.into(),
+            code: status.as_u16(),
+            detail: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Problem {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            )],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// Turns axum's plain-text rejections (bad path parameter, 413, unknown route) into problems.
+async fn problem_for_plain_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let (_, body) = response.into_parts();
+        let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let problem = Problem::new(status, title);
+        let detail = String::from_utf8_lossy(&text).trim().to_owned();
+        return if detail.is_empty() {
+            problem.into_response()
+        } else {
+            problem.detail(detail).into_response()
+        };
+    }
+    response
+}
+
+/// Adds the middleware every service gets: request log line, timeout, body limit, problem
+/// bodies for every error, and a 404 problem for unknown routes.
+pub fn with_middleware(router: Router) -> Router {
+    router
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(axum::middleware::from_fn(problem_for_plain_errors))
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(60),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutdown signal received");
+        token.cancel();
+    });
+}
+
+/// `?limit=&before=` of every list: newest first, `limit` 1 to 500 (default 50), `before` an id.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub before: Option<i64>,
+}
+
+/// A validated [`PageQuery`].
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    /// Only ids below this; `i64::MAX` for the first page.
+    pub before: i64,
+}
+
+impl PageQuery {
+    pub const DEFAULT_LIMIT: i64 = 50;
+    pub const MAX_LIMIT: i64 = 500;
+
+    pub fn parse(self) -> Result<Page, Problem> {
+        let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT);
+        if !(1..=Self::MAX_LIMIT).contains(&limit) {
+            return Err(Problem::new(StatusCode::BAD_REQUEST, "Bad Request")
+                .detail(format!("limit must be 1 to {}, got {limit}", Self::MAX_LIMIT)));
+        }
+        Ok(Page {
+            limit,
+            before: self.before.unwrap_or(i64::MAX),
+        })
+    }
+}

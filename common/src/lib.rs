@@ -1,0 +1,28 @@
+//! The feed pattern, shared by every Feedline service.
+//!
+//! # Layout
+//! - [`db`]: one database handle over SQLite or Postgres (sqlx `Any`), migrations, writes.
+//! - [`feed`]: publishing an Atom feed with RFC 5005 archives and conditional GET.
+//! - [`http`]: problem+json errors, middleware, serving with graceful shutdown.
+//! - [`clock`]: time as a dependency, and how times are stored.
+//! - [`config`]: parsing shared configuration values (durations).
+//! - [`telemetry`]: `tracing` set-up.
+
+pub mod clock;
+pub mod config;
+pub mod db;
+mod error;
+pub mod feed;
+pub mod http;
+pub mod telemetry;
+
+pub use clock::Clock;
+pub use error::Error;
+
+/// The tables of a feed publisher (`feed_entries`, `feed_meta`).
+pub fn publisher_migrations() -> db::Migrations {
+    db::Migrations {
+        sqlite: sqlx::migrate!("./migrations/publisher/sqlite"),
+        postgres: sqlx::migrate!("./migrations/publisher/postgres"),
+    }
+}

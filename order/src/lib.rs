@@ -1,0 +1,117 @@
+//! The order service: a catalog, orders, and the Atom feed of order events.
+//!
+//! # Layout
+//! - [`model`]: validated input and the order as the API shows it.
+//! - [`service`]: placing and cancelling, each change committed with its feed entry.
+//! - [`store`], [`catalog`]: SQL.
+//! - `routes`: thin HTTP handlers under `/order/…`.
+
+pub mod catalog;
+mod error;
+pub mod model;
+mod routes;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use common::db::{Db, Migrations};
+use common::feed::{FeedIdentity, FeedSettings, PageSize, Publisher};
+use common::Clock;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+
+/// Command line and environment of the standalone `order` binary.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "order", about = "Feedline order service: orders and their Atom feed")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8081")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// What the service needs, however it is started (standalone or all-in-one).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Database: `sqlite://path/file.db` or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/order.db")]
+    pub database_url: String,
+    /// Entries per archive page. Fixed for the life of a feed.
+    #[arg(long, env = "FEED_PAGE_SIZE", default_value_t = 20, value_parser = parse_page_size)]
+    pub feed_page_size: i64,
+}
+
+fn parse_page_size(s: &str) -> Result<i64, String> {
+    let n: i64 = s.parse().map_err(|_| format!("not a number: {s:?}"))?;
+    PageSize::parse(n).map(PageSize::get)
+}
+
+/// The order service's migrations.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub feed: Publisher,
+    /// The source of order and entry times; tests replace it.
+    pub clock: Clock,
+}
+
+/// A ready-to-serve order service.
+pub struct OrderService {
+    pub state: AppState,
+}
+
+impl OrderService {
+    /// Connects, migrates, seeds the catalog and loads the feed head.
+    pub async fn build(settings: &Settings, clock: Clock) -> Result<OrderService, Error> {
+        let db = Db::connect(&settings.database_url).await?;
+        db.migrate(common::publisher_migrations()).await?;
+        db.migrate(migrations()).await?;
+        catalog::seed(&db).await?;
+        let page_size = PageSize::parse(settings.feed_page_size).map_err(common::Error::Config)?;
+        let feed_settings = FeedSettings {
+            identity: FeedIdentity {
+                id: "urn:feedline:order:feed".to_owned(),
+                title: "Feedline orders".to_owned(),
+                author: "Feedline order service".to_owned(),
+            },
+            path: "/order/feed".to_owned(),
+            page_size,
+        };
+        let feed = Publisher::open(db.clone(), feed_settings, clock.clone()).await?;
+        Ok(OrderService {
+            state: AppState { db, feed, clock },
+        })
+    }
+
+    /// The routes under `/order/`, without middleware (the caller adds it once).
+    pub fn router(&self) -> Router {
+        routes::router(self.state.clone())
+    }
+}
+
+/// Serves the order service alone on `listener` until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), anyhow::Error> {
+    let service = OrderService::build(&settings, Clock::System).await?;
+    let router = common::http::with_middleware(service.router());
+    tracing::info!(addr = %listener.local_addr()?, "order service listening");
+    common::http::serve(listener, router, shutdown).await?;
+    service.state.db.close().await;
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! SQL for orders: rows in, [`Order`]s out.
+
+use common::clock::{from_micros, rfc3339};
+use common::db::Db;
+use sqlx::AnyConnection;
+
+use crate::model::{Address, Item, Order, OrderCustomer, OrderLine, Status};
+use crate::Error;
+
+const ORDER_COLUMNS: &str = "id, version, status, customer_id, customer_name, customer_firstname, \
+     customer_email, ship_street, ship_zip, ship_city, bill_street, bill_zip, bill_city, \
+     total_cents, created_us, updated_us";
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: i64,
+    version: i64,
+    status: String,
+    customer_id: i64,
+    customer_name: String,
+    customer_firstname: String,
+    customer_email: String,
+    ship_street: String,
+    ship_zip: String,
+    ship_city: String,
+    bill_street: String,
+    bill_zip: String,
+    bill_city: String,
+    total_cents: i64,
+    created_us: i64,
+    updated_us: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    order_id: i64,
+    item_id: i64,
+    item_name: String,
+    price_cents: i64,
+    count: i64,
+}
+
+impl OrderRow {
+    fn into_order(self, lines: Vec<OrderLine>) -> Order {
+        Order {
+            id: self.id,
+            version: self.version,
+            status: Status::from_db(&self.status),
+            customer: OrderCustomer {
+                customer_id: self.customer_id,
+                name: self.customer_name,
+                firstname: self.customer_firstname,
+                email: self.customer_email,
+            },
+            shipping_address: Address {
+                street: self.ship_street,
+                zip: self.ship_zip,
+                city: self.ship_city,
+            },
+            billing_address: Address {
+                street: self.bill_street,
+                zip: self.bill_zip,
+                city: self.bill_city,
+            },
+            lines,
+            total_cents: self.total_cents,
+            created: rfc3339(from_micros(self.created_us)),
+            updated: rfc3339(from_micros(self.updated_us)),
+        }
+    }
+}
+
+fn line(r: LineRow) -> OrderLine {
+    OrderLine {
+        count: r.count,
+        item: Item {
+            item_id: r.item_id,
+            name: r.item_name,
+            price_cents: r.price_cents,
+        },
+    }
+}
+
+/// Inserts a new order with version 1 and returns its id.
+pub async fn insert(conn: &mut AnyConnection, o: &Order, created_us: i64) -> Result<i64, Error> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO orders (version, status, customer_id, customer_name, customer_firstname, \
+         customer_email, ship_street, ship_zip, ship_city, bill_street, bill_zip, bill_city, \
+         total_cents, created_us, updated_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+    )
+    .bind(o.version)
+    .bind(o.status.as_str())
+    .bind(o.customer.customer_id)
+    .bind(&o.customer.name)
+    .bind(&o.customer.firstname)
+    .bind(&o.customer.email)
+    .bind(&o.shipping_address.street)
+    .bind(&o.shipping_address.zip)
+    .bind(&o.shipping_address.city)
+    .bind(&o.billing_address.street)
+    .bind(&o.billing_address.zip)
+    .bind(&o.billing_address.city)
+    .bind(o.total_cents)
+    .bind(created_us)
+    .bind(created_us)
+    .fetch_one(&mut *conn)
+    .await?;
+    for (no, l) in o.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO order_lines (order_id, line_no, item_id, item_name, price_cents, count) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(no as i64)
+        .bind(l.item.item_id)
+        .bind(&l.item.name)
+        .bind(l.item.price_cents)
+        .bind(l.count)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(id)
+}
+
+/// Sets a new status and bumps the version.
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    id: i64,
+    status: Status,
+    updated_us: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE orders SET status = $1, version = version + 1, updated_us = $2 WHERE id = $3",
+    )
+    .bind(status.as_str())
+    .bind(updated_us)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Order>, Error> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+    let Some(row): Option<OrderRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let lines: Vec<LineRow> = sqlx::query_as(
+        "SELECT order_id, item_id, item_name, price_cents, count FROM order_lines \
+         WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(row.into_order(lines.into_iter().map(line).collect())))
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<Order>, Error> {
+    let mut conn = db.pool().acquire().await?;
+    by_id(&mut conn, id).await
+}
+
+/// Orders with ids below `before`, newest first, with their lines (two queries in all).
+pub async fn list(db: &Db, before: i64, limit: i64) -> Result<Vec<Order>, Error> {
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 ORDER BY id DESC LIMIT $2"
+    );
+    let rows: Vec<OrderRow> = sqlx::query_as(&sql)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    let (Some(max), Some(min)) = (rows.first().map(|r| r.id), rows.last().map(|r| r.id)) else {
+        return Ok(Vec::new());
+    };
+    let lines: Vec<LineRow> = sqlx::query_as(
+        "SELECT order_id, item_id, item_name, price_cents, count FROM order_lines \
+         WHERE order_id >= $1 AND order_id <= $2 ORDER BY order_id DESC, line_no",
+    )
+    .bind(min)
+    .bind(max)
+    .fetch_all(db.pool())
+    .await?;
+    let mut lines = lines.into_iter().peekable();
+    let mut orders = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut own = Vec::new();
+        // Lines of ids between the page's orders would belong to none of them; skip those.
+        while lines.peek().is_some_and(|l| l.order_id > row.id) {
+            lines.next();
+        }
+        while let Some(l) = lines.next_if(|l| l.order_id == row.id) {
+            own.push(line(l));
+        }
+        orders.push(row.into_order(own));
+    }
+    Ok(orders)
+}
+
+/// The stored request hash and order of an idempotency key, if it was used.
+pub async fn idempotency_key(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> Result<Option<(String, i64)>, Error> {
+    Ok(
+        sqlx::query_as("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
+            .bind(key)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+pub async fn remember_key(
+    conn: &mut AnyConnection,
+    key: &str,
+    hash: &str,
+    order_id: i64,
+    now_us: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (key, request_hash, order_id, created_us) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(key)
+    .bind(hash)
+    .bind(order_id)
+    .bind(now_us)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
