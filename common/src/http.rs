@@ -93,12 +93,13 @@ async fn problem_for_plain_errors(
 pub fn with_middleware(router: Router) -> Router {
     router
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found") })
-        .layer(axum::middleware::from_fn(problem_for_plain_errors))
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(60),
         ))
+        // Outside the limit and timeout layers, so their plain-text errors become problems too.
+        .layer(axum::middleware::from_fn(problem_for_plain_errors))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
@@ -168,8 +169,12 @@ impl PageQuery {
     pub fn parse(self) -> Result<Page, Problem> {
         let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT);
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "Bad Request")
-                .detail(format!("limit must be 1 to {}, got {limit}", Self::MAX_LIMIT)));
+            return Err(
+                Problem::new(StatusCode::BAD_REQUEST, "Bad Request").detail(format!(
+                    "limit must be 1 to {}, got {limit}",
+                    Self::MAX_LIMIT
+                )),
+            );
         }
         Ok(Page {
             limit,

@@ -7,11 +7,51 @@ use crate::Error;
 
 /// (id, name, firstname, email, street, zip, city)
 const CUSTOMERS: &[(i64, &str, &str, &str, &str, &str, &str)] = &[
-    (1, "Wolff", "Eberhard", "eberhard.wolff@example.com", "Unter den Linden 1", "10117", "Berlin"),
-    (2, "Lovelace", "Ada", "ada@example.com", "12 St James's Square", "SW1Y 4JH", "London"),
-    (3, "Hopper", "Grace", "grace@example.com", "1 Navy Way", "20350", "Arlington"),
-    (4, "Turing", "Alan", "alan@example.com", "Bletchley Park", "MK3 6EB", "Milton Keynes"),
-    (5, "Hamilton", "Margaret", "margaret@example.com", "2101 NASA Parkway", "77058", "Houston"),
+    (
+        1,
+        "Wolff",
+        "Eberhard",
+        "eberhard.wolff@example.com",
+        "Unter den Linden 1",
+        "10117",
+        "Berlin",
+    ),
+    (
+        2,
+        "Lovelace",
+        "Ada",
+        "ada@example.com",
+        "12 St James's Square",
+        "SW1Y 4JH",
+        "London",
+    ),
+    (
+        3,
+        "Hopper",
+        "Grace",
+        "grace@example.com",
+        "1 Navy Way",
+        "20350",
+        "Arlington",
+    ),
+    (
+        4,
+        "Turing",
+        "Alan",
+        "alan@example.com",
+        "Bletchley Park",
+        "MK3 6EB",
+        "Milton Keynes",
+    ),
+    (
+        5,
+        "Hamilton",
+        "Margaret",
+        "margaret@example.com",
+        "2101 NASA Parkway",
+        "77058",
+        "Houston",
+    ),
 ];
 
 /// (id, name, price in cents)

@@ -47,7 +47,9 @@ impl IntoResponse for Error {
                     .into_response();
             }
         };
-        Problem::new(status, title).detail(err.to_string()).into_response()
+        Problem::new(status, title)
+            .detail(err.to_string())
+            .into_response()
     }
 }
 

@@ -26,7 +26,10 @@ pub use error::Error;
 
 /// Command line and environment of the standalone `order` binary.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "order", about = "Feedline order service: orders and their Atom feed")]
+#[command(
+    name = "order",
+    about = "Feedline order service: orders and their Atom feed"
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8081")]

@@ -21,7 +21,11 @@ pub struct Address {
 
 impl Address {
     fn validate(&self, field: &str) -> Result<(), Error> {
-        for (name, value) in [("street", &self.street), ("zip", &self.zip), ("city", &self.city)] {
+        for (name, value) in [
+            ("street", &self.street),
+            ("zip", &self.zip),
+            ("city", &self.city),
+        ] {
             if value.trim().is_empty() {
                 return Err(Error::invalid(format!("{field}.{name} must not be empty")));
             }
@@ -69,7 +73,9 @@ impl NewOrder {
             return Err(Error::invalid("lines must not be empty"));
         }
         if req.lines.len() > MAX_LINES {
-            return Err(Error::invalid(format!("at most {MAX_LINES} lines per order")));
+            return Err(Error::invalid(format!(
+                "at most {MAX_LINES} lines per order"
+            )));
         }
         for (i, line) in req.lines.iter().enumerate() {
             if !(1..=MAX_COUNT).contains(&line.count) {

@@ -167,9 +167,7 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Order>, Error> {
 
 /// Orders with ids below `before`, newest first, with their lines (two queries in all).
 pub async fn list(db: &Db, before: i64, limit: i64) -> Result<Vec<Order>, Error> {
-    let sql = format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 ORDER BY id DESC LIMIT $2"
-    );
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id < $1 ORDER BY id DESC LIMIT $2");
     let rows: Vec<OrderRow> = sqlx::query_as(&sql)
         .bind(before)
         .bind(limit)

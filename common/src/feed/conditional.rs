@@ -83,19 +83,28 @@ mod tests {
         if let Some(secs) = ims {
             let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
             let date = httpdate::fmt_http_date(t);
-            h.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_str(&date).unwrap());
+            h.insert(
+                header::IF_MODIFIED_SINCE,
+                HeaderValue::from_str(&date).unwrap(),
+            );
         }
         h
     }
 
     #[test]
     fn matching_etag_wins_over_an_old_if_modified_since() {
-        assert!(not_modified(&request(Some("\"h20-5\""), Some(LM - 50)), validators(false)));
+        assert!(not_modified(
+            &request(Some("\"h20-5\""), Some(LM - 50)),
+            validators(false)
+        ));
     }
 
     #[test]
     fn stale_etag_wins_over_a_recent_if_modified_since() {
-        assert!(!not_modified(&request(Some("\"h20-4\""), Some(LM + 50)), validators(false)));
+        assert!(!not_modified(
+            &request(Some("\"h20-4\""), Some(LM + 50)),
+            validators(false)
+        ));
     }
 
     #[test]
@@ -126,7 +135,10 @@ mod tests {
         let v = validators(false);
         assert!(!not_modified(&request(None, Some(LM + 1000)), v));
         let mut h = HeaderMap::new();
-        h.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_static("yesterday"));
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("yesterday"),
+        );
         assert!(!not_modified(&h, v));
     }
 

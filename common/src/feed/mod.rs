@@ -167,7 +167,9 @@ impl Publisher {
         let page = Arc::new(Rendered {
             body: Bytes::from(body),
             etag: header_value(&etag),
-            last_modified: entries.first().map(|e| http_date(e.updated_us.div_euclid(1_000_000))),
+            last_modified: entries
+                .first()
+                .map(|e| http_date(e.updated_us.div_euclid(1_000_000))),
         });
         let mut slot = lock(&self.inner.head_page);
         if slot.as_ref().is_none_or(|(at, _)| *at < position) {
@@ -245,7 +247,9 @@ impl Publisher {
         let rendered = Arc::new(Rendered {
             body: Bytes::from(body),
             etag: header_value(&etag),
-            last_modified: entries.first().map(|e| http_date(e.updated_us.div_euclid(1_000_000))),
+            last_modified: entries
+                .first()
+                .map(|e| http_date(e.updated_us.div_euclid(1_000_000))),
         });
         lock(&self.inner.archives).put(page, rendered.clone());
         Ok(rendered)
@@ -259,12 +263,18 @@ impl Publisher {
 fn page_response(page: &Rendered, cache_control: &'static str) -> Response {
     let mut response = page.body.clone().into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ATOM_CONTENT_TYPE));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(ATOM_CONTENT_TYPE),
+    );
     h.insert(header::ETAG, page.etag.clone());
     if let Some(lm) = &page.last_modified {
         h.insert(header::LAST_MODIFIED, lm.clone());
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     response
 }
 

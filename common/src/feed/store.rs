@@ -130,9 +130,10 @@ pub async fn check_page_size(db: &Db, size: i64) -> Result<(), Error> {
         .bind(size.to_string())
         .execute(db.pool())
         .await?;
-    let (stored,): (String,) = sqlx::query_as("SELECT value FROM feed_meta WHERE name = 'page_size'")
-        .fetch_one(db.pool())
-        .await?;
+    let (stored,): (String,) =
+        sqlx::query_as("SELECT value FROM feed_meta WHERE name = 'page_size'")
+            .fetch_one(db.pool())
+            .await?;
     if stored != size.to_string() {
         return Err(Error::Config(format!(
             "feed page size {size} differs from {stored}, the size this feed was created with; \

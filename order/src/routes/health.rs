@@ -20,7 +20,9 @@ async fn health() -> Response {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.db.ready(&crate::migrations()).await && state.db.ready(&common::publisher_migrations()).await {
+    if state.db.ready(&crate::migrations()).await
+        && state.db.ready(&common::publisher_migrations()).await
+    {
         Json(serde_json::json!({"status": "ready"})).into_response()
     } else {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Not Ready")

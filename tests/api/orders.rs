@@ -1,0 +1,245 @@
+//! The order API: placement, validation, idempotency, reading, listing and cancelling.
+
+use serde_json::json;
+
+use crate::helpers::{spawn_order, spawn_order_on, OrderOptions};
+
+fn valid_order() -> serde_json::Value {
+    json!({"customerId": 2, "lines": [{"itemId": 1, "count": 3}, {"itemId": 4, "count": 1}]})
+}
+
+/// A placed order comes back with its id, version 1, the customer's data, default addresses
+/// and a total, and `Location` points at it.
+#[tokio::test]
+async fn placing_an_order_returns_it_with_location() {
+    let app = spawn_order(OrderOptions::default()).await;
+
+    let reply = app.post_json("/order/orders", &valid_order()).await;
+
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let order = reply.json();
+    let id = order["id"].as_i64().unwrap();
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/order/orders/{id}").as_str())
+    );
+    assert_eq!(order["version"], 1);
+    assert_eq!(order["status"], "placed");
+    assert_eq!(order["customer"]["customerId"], 2);
+    assert_eq!(order["customer"]["name"], "Lovelace");
+    assert_eq!(order["customer"]["email"], "ada@example.com");
+    assert_eq!(order["shippingAddress"], order["billingAddress"]);
+    assert_eq!(order["shippingAddress"]["city"], "London");
+    assert_eq!(order["lines"][0]["item"]["priceCents"], 9900);
+    assert_eq!(order["lines"][1]["item"]["name"], "Headphones");
+    assert_eq!(order["totalCents"], 3 * 9900 + 2900);
+    assert_eq!(app.get(&format!("/order/orders/{id}")).await.json(), order);
+}
+
+/// Explicit addresses replace the customer's defaults.
+#[tokio::test]
+async fn explicit_addresses_are_kept() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let mut body = valid_order();
+    body["shippingAddress"] = json!({"street": "Dock 7", "zip": "20457", "city": "Hamburg"});
+    body["billingAddress"] = json!({"street": "Main St 1", "zip": "8001", "city": "Zürich"});
+
+    let order = app.post_json("/order/orders", &body).await.json();
+
+    assert_eq!(order["shippingAddress"]["city"], "Hamburg");
+    assert_eq!(order["billingAddress"]["city"], "Zürich");
+}
+
+/// Every kind of invalid input gets a 4xx problem+json naming the problem, and writes nothing:
+/// no order, no feed entry.
+#[tokio::test]
+async fn invalid_orders_are_refused_with_a_problem_and_write_nothing() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let huge = format!(
+        r#"{{"customerId":1,"lines":[],"pad":"{}"}}"#,
+        "x".repeat(100_000)
+    );
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("malformed JSON", "application/json", b"{\"customerId\": ".to_vec(), 400, "malformed JSON"),
+        ("not JSON at all", "text/plain", b"hello".to_vec(), 415, "application/json"),
+        ("unknown customer", "application/json", br#"{"customerId":99,"lines":[{"itemId":1,"count":1}]}"#.to_vec(), 422, "unknown customer 99"),
+        ("unknown item", "application/json", br#"{"customerId":1,"lines":[{"itemId":77,"count":1}]}"#.to_vec(), 422, "unknown item 77"),
+        ("no lines", "application/json", br#"{"customerId":1,"lines":[]}"#.to_vec(), 422, "lines must not be empty"),
+        ("zero count", "application/json", br#"{"customerId":1,"lines":[{"itemId":1,"count":0}]}"#.to_vec(), 422, "count must be between 1"),
+        ("negative count", "application/json", br#"{"customerId":1,"lines":[{"itemId":1,"count":-2}]}"#.to_vec(), 422, "count must be between 1"),
+        ("wrong type", "application/json", br#"{"customerId":"one","lines":[{"itemId":1,"count":1}]}"#.to_vec(), 422, "invalid type"),
+        ("unknown field", "application/json", br#"{"customerId":1,"lines":[{"itemId":1,"count":1}],"x":1}"#.to_vec(), 422, "unknown field"),
+        ("blank address", "application/json", br#"{"customerId":1,"lines":[{"itemId":1,"count":1}],"shippingAddress":{"street":"","zip":"1","city":"A"}}"#.to_vec(), 422, "shippingAddress.street"),
+        ("oversized body", "application/json", huge.into_bytes(), 413, ""),
+    ];
+
+    for (case, content_type, body, status, needle) in cases {
+        let reply = app.post_raw("/order/orders", content_type, body, &[]).await;
+        let detail = reply.assert_problem(status);
+        assert!(
+            detail.contains(needle),
+            "{case}: {detail:?} should mention {needle:?}"
+        );
+    }
+
+    assert_eq!(app.counts().await, (0, 0));
+    assert_eq!(app.get("/order/feed").await.feed().entries().len(), 0);
+}
+
+/// The same Idempotency-Key and body returns the first order without writing again; another
+/// body under that key is a 422; a malformed key is a 400.
+#[tokio::test]
+async fn an_idempotency_key_makes_retries_safe() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let body = valid_order().to_string().into_bytes();
+    let key = [("idempotency-key", "retry-me-1")];
+
+    let first = app
+        .post_raw("/order/orders", "application/json", body.clone(), &key)
+        .await;
+    let retry = app
+        .post_raw("/order/orders", "application/json", body, &key)
+        .await;
+    let other = app
+        .post_raw(
+            "/order/orders",
+            "application/json",
+            br#"{"customerId":1,"lines":[{"itemId":1,"count":1}]}"#.to_vec(),
+            &key,
+        )
+        .await;
+    let bad_key = app
+        .post_raw(
+            "/order/orders",
+            "application/json",
+            valid_order().to_string().into_bytes(),
+            &[("idempotency-key", "")],
+        )
+        .await;
+
+    assert_eq!(first.status, 201);
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.json()["id"], first.json()["id"]);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert!(other.assert_problem(422).contains("already used"));
+    bad_key.assert_problem(400);
+    assert_eq!(app.counts().await, (1, 1));
+}
+
+/// Concurrent retries with one key create one order (on Postgres they race on the key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_retries_with_one_key_create_one_order() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let body = valid_order().to_string().into_bytes();
+
+    let replies = futures::future::join_all((0..8).map(|_| {
+        app.post_raw(
+            "/order/orders",
+            "application/json",
+            body.clone(),
+            &[("idempotency-key", "same")],
+        )
+    }))
+    .await;
+
+    for r in &replies {
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(r.json()["id"], replies[0].json()["id"]);
+    }
+    assert_eq!(app.counts().await, (1, 1));
+}
+
+/// Cancelling bumps the version and publishes an event; cancelling again changes nothing.
+#[tokio::test]
+async fn cancelling_is_an_event_and_idempotent() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let id = app.place(1).await;
+
+    let cancelled = app.cancel(id).await;
+    let again = app.cancel(id).await;
+
+    assert_eq!(cancelled.status, 200);
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    assert_eq!(cancelled.json()["version"], 2);
+    assert_eq!(again.json()["version"], 2);
+    assert_eq!(app.counts().await, (1, 2));
+    let feed = app.get("/order/feed").await.feed();
+    assert_eq!(
+        feed.entries()[0].id(),
+        format!("urn:feedline:order:{id}:v2")
+    );
+    app.cancel(999).await.assert_problem(404);
+}
+
+/// Unknown or malformed ids get a 404 or 400 problem.
+#[tokio::test]
+async fn unknown_orders_are_a_404_problem() {
+    let app = spawn_order(OrderOptions::default()).await;
+
+    assert!(app
+        .get("/order/orders/12345")
+        .await
+        .assert_problem(404)
+        .contains("12345"));
+    app.get("/order/orders/abc").await.assert_problem(400);
+    app.get("/order/nothing-here").await.assert_problem(404);
+}
+
+/// Lists are newest first and paged with `limit` and `before`; a bad limit is a 400.
+#[tokio::test]
+async fn orders_are_listed_newest_first_in_pages() {
+    let app = spawn_order(OrderOptions::default()).await;
+    for c in 1..=5 {
+        app.place(c).await;
+    }
+
+    let first = app.get("/order/orders?limit=2").await.json();
+    let next = app.get("/order/orders?limit=2&before=4").await.json();
+
+    let ids = |v: &serde_json::Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&first), [5, 4]);
+    assert_eq!(ids(&next), [3, 2]);
+    assert_eq!(next[0]["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(ids(&app.get("/order/orders").await.json()).len(), 5);
+    app.get("/order/orders?limit=0").await.assert_problem(400);
+    app.get("/order/orders?limit=501").await.assert_problem(400);
+}
+
+/// The catalog is seeded once: a restart on the same database neither duplicates nor fails.
+#[tokio::test]
+async fn the_catalog_is_seeded_idempotently_across_restarts() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let customers = app.get("/order/customers").await.json();
+    let items = app.get("/order/items").await.json();
+    let id = app.place(1).await;
+    let db = app.stop().await;
+
+    let restarted = spawn_order_on(db, OrderOptions::default()).await;
+
+    assert_eq!(restarted.get("/order/customers").await.json(), customers);
+    assert_eq!(restarted.get("/order/items").await.json(), items);
+    assert_eq!(customers.as_array().unwrap().len(), 5);
+    assert_eq!(customers[0]["address"]["city"], "Houston");
+    let feed = restarted.get("/order/feed").await.feed();
+    assert_eq!(
+        feed.entries().len(),
+        1,
+        "the feed head is reloaded from the database"
+    );
+    assert_eq!(restarted.place(2).await, id + 1);
+}
+
+/// Health and readiness answer under the service's prefix.
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_order(OrderOptions::default()).await;
+
+    assert_eq!(app.get("/order/health").await.status, 200);
+    assert_eq!(app.get("/order/ready").await.json()["status"], "ready");
+}
