@@ -42,7 +42,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!("cannot create data folder {}: {e}", config.data_dir.display())
+        anyhow::anyhow!(
+            "cannot create data folder {}: {e}",
+            config.data_dir.display()
+        )
     })?;
     let order = order::OrderService::build(
         &order::Settings {
@@ -52,9 +55,7 @@ pub async fn run(
         Clock::System,
     )
     .await?;
-    let router = Router::new()
-        .merge(landing::router())
-        .merge(order.router());
+    let router = Router::new().merge(landing::router()).merge(order.router());
     let router = common::http::with_middleware(router);
     tracing::info!(addr = %listener.local_addr()?, "feedline listening");
     common::http::serve(listener, router, shutdown).await?;
