@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use axum::Router;
+use common::config::ConsumerArgs;
 use common::Clock;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,26 @@ pub struct Config {
     /// Entries per feed archive page. Fixed for the life of a feed.
     #[arg(long, env = "FEED_PAGE_SIZE", default_value_t = 20)]
     pub feed_page_size: i64,
+}
+
+/// `http://127.0.0.1:PORT/order/feed` for a listener on any address (0.0.0.0 is not
+/// connectable).
+fn local_feed_url(addr: SocketAddr) -> anyhow::Result<url::Url> {
+    let host = if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => "127.0.0.1".to_owned(),
+            SocketAddr::V6(_) => "[::1]".to_owned(),
+        }
+    } else {
+        match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        }
+    };
+    Ok(url::Url::parse(&format!(
+        "http://{host}:{}/order/feed",
+        addr.port()
+    ))?)
 }
 
 fn sqlite_url(dir: &std::path::Path, service: &str) -> String {
@@ -55,10 +76,38 @@ pub async fn run(
         Clock::System,
     )
     .await?;
-    let router = Router::new().merge(landing::router()).merge(order.router());
+    // The consumers read the feed over real HTTP from this very process.
+    let consumer = ConsumerArgs::for_feed(local_feed_url(listener.local_addr()?)?);
+    let invoicing = invoicing::InvoicingService::build(
+        &invoicing::Settings {
+            database_url: sqlite_url(&config.data_dir, "invoicing"),
+            consumer: consumer.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let shipping = shipping::ShippingService::build(
+        &shipping::Settings {
+            database_url: sqlite_url(&config.data_dir, "shipping"),
+            consumer,
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let router = Router::new()
+        .merge(landing::router())
+        .merge(order.router())
+        .merge(invoicing.router())
+        .merge(shipping.router());
     let router = common::http::with_middleware(router);
-    tracing::info!(addr = %listener.local_addr()?, "feedline listening");
+    tracing::info!(addr = %listener.local_addr()?, data = %config.data_dir.display(), "feedline listening");
+    let pollers = [invoicing.start(), shipping.start()];
     common::http::serve(listener, router, shutdown).await?;
-    order.state.db.close().await;
+    for poller in pollers {
+        poller.await?;
+    }
+    for db in [&order.state.db, &invoicing.state.db, &shipping.state.db] {
+        db.close().await;
+    }
     Ok(())
 }

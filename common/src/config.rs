@@ -19,3 +19,68 @@ mod tests {
         assert!(parse_duration("soon").is_err());
     }
 }
+
+/// Configuration every feed-consuming service takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsumerArgs {
+    /// The feed to consume (its subscription document).
+    #[arg(
+        long,
+        env = "FEED_URL",
+        default_value = "http://127.0.0.1:8081/order/feed"
+    )]
+    pub feed_url: url::Url,
+    /// Time between polls of the feed head.
+    #[arg(long, env = "POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Total time allowed for one outbound request, body included.
+    #[arg(long, env = "HTTP_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub http_timeout: Duration,
+    /// Time allowed to connect to the feed's server.
+    #[arg(long, env = "HTTP_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub http_connect_timeout: Duration,
+    /// First delay before retrying a failed request; doubles on each failure.
+    #[arg(long, env = "RETRY_BASE", default_value = "100ms", value_parser = parse_duration)]
+    pub retry_base: Duration,
+    /// Longest delay between retries.
+    #[arg(long, env = "RETRY_MAX", default_value = "30s", value_parser = parse_duration)]
+    pub retry_max: Duration,
+    /// Details documents fetched at once while catching up (applied in feed order anyway).
+    #[arg(long, env = "FETCH_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub fetch_concurrency: u16,
+}
+
+impl ConsumerArgs {
+    /// The consumer settings for the service called `name`.
+    pub fn settings(&self, name: &str) -> crate::consumer::ConsumerSettings {
+        crate::consumer::ConsumerSettings {
+            name: name.to_owned(),
+            feed_url: self.feed_url.clone(),
+            poll_interval: self.poll_interval,
+            limits: crate::consumer::ClientLimits {
+                connect_timeout: self.http_connect_timeout,
+                timeout: self.http_timeout,
+                ..crate::consumer::ClientLimits::default()
+            },
+            backoff: crate::consumer::Backoff {
+                base: self.retry_base,
+                max: self.retry_max,
+            },
+            concurrency: usize::from(self.fetch_concurrency),
+        }
+    }
+
+    /// Defaults for consuming `feed_url` (as the all-in-one mode and tests do).
+    pub fn for_feed(feed_url: url::Url) -> ConsumerArgs {
+        ConsumerArgs {
+            feed_url,
+            poll_interval: Duration::from_secs(1),
+            http_timeout: Duration::from_secs(5),
+            http_connect_timeout: Duration::from_secs(1),
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+            fetch_concurrency: 8,
+        }
+    }
+}

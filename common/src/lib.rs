@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`db`]: one database handle over SQLite or Postgres (sqlx `Any`), migrations, writes.
 //! - [`feed`]: publishing an Atom feed with RFC 5005 archives and conditional GET.
+//! - [`consumer`]: consuming any such feed exactly once in effect, with a [`consumer::Projection`].
 //! - [`http`]: problem+json errors, middleware, serving with graceful shutdown.
 //! - [`clock`]: time as a dependency, and how times are stored.
 //! - [`config`]: parsing shared configuration values (durations).
@@ -10,6 +11,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod consumer;
 pub mod db;
 mod error;
 pub mod feed;
@@ -24,5 +26,13 @@ pub fn publisher_migrations() -> db::Migrations {
     db::Migrations {
         sqlite: sqlx::migrate!("./migrations/publisher/sqlite"),
         postgres: sqlx::migrate!("./migrations/publisher/postgres"),
+    }
+}
+
+/// The tables of a feed consumer (checkpoint, handled entries, parked entries).
+pub fn consumer_migrations() -> db::Migrations {
+    db::Migrations {
+        sqlite: sqlx::migrate!("./migrations/consumer/sqlite"),
+        postgres: sqlx::migrate!("./migrations/consumer/postgres"),
     }
 }

@@ -1,1 +1,120 @@
+//! The shipping service: keeps a shipment for every order by consuming the order feed.
+//!
+//! # Layout
+//! - [`model`]: shipping's own reading of the order JSON, and the invoice it serves.
+//! - [`projection`]: how an order event becomes a shipment (version-guarded SQL).
+//! - [`store`]: reading shipments. `routes`: thin handlers under `/shipping/…`.
+//!
+//! Polling, retries, checkpoints and parked entries come from [`common::consumer`].
 
+mod error;
+pub mod model;
+pub mod projection;
+mod routes;
+pub mod store;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use common::config::ConsumerArgs;
+use common::consumer::Consumer;
+use common::db::{Db, Migrations};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+pub use projection::Shipments;
+
+/// Command line and environment of the standalone `shipping` binary.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "shipping",
+    about = "Feedline shipping: shipments kept from the order feed"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8083")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// What the service needs, however it is started.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Database: `sqlite://path/file.db` or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/shipping.db"
+    )]
+    pub database_url: String,
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+}
+
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+}
+
+/// A ready-to-serve shipping service; polling starts with [`ShippingService::start`].
+pub struct ShippingService {
+    pub state: AppState,
+    pub consumer: Consumer<Shipments>,
+}
+
+impl ShippingService {
+    /// Connects and migrates. `shutdown` stops the consumer between transactions.
+    pub async fn build(
+        settings: &Settings,
+        shutdown: CancellationToken,
+    ) -> Result<ShippingService, Error> {
+        let db = Db::connect(&settings.database_url).await?;
+        db.migrate(common::consumer_migrations()).await?;
+        db.migrate(migrations()).await?;
+        let consumer = Consumer::new(
+            db.clone(),
+            Shipments,
+            settings.consumer.settings("shipping"),
+            shutdown,
+        )?;
+        Ok(ShippingService {
+            state: AppState { db },
+            consumer,
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        routes::router(self.state.clone())
+            .merge(common::consumer::router(self.consumer.clone(), "/shipping"))
+    }
+
+    /// Starts polling in the background until shutdown.
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.consumer.clone().run())
+    }
+}
+
+/// Serves shipping alone on `listener` and polls until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), anyhow::Error> {
+    let service = ShippingService::build(&settings, shutdown.clone()).await?;
+    let poller = service.start();
+    let router = common::http::with_middleware(service.router());
+    tracing::info!(addr = %listener.local_addr()?, feed = %settings.consumer.feed_url, "shipping listening");
+    common::http::serve(listener, router, shutdown).await?;
+    poller.await?;
+    service.state.db.close().await;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Outbound HTTP for consumers: bounded in time and size, confined to the feed's origin.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use reqwest::{redirect, StatusCode};
+use url::Url;
+
+/// Why a request failed, sorted by what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// Worth retrying: connect error, timeout, reset, 5xx, 429.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying will not help: 4xx, too large, wrong type, another origin.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Limits of outbound requests.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    pub connect_timeout: Duration,
+    /// Whole request, body included.
+    pub timeout: Duration,
+    /// Largest accepted feed page.
+    pub max_page_bytes: usize,
+    /// Largest accepted details document.
+    pub max_details_bytes: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+            max_page_bytes: 4 * 1024 * 1024,
+            max_details_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Validators of the last head response, sent back on the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct Validators {
+    pub etag: Option<HeaderValue>,
+    pub last_modified: Option<HeaderValue>,
+}
+
+/// A successful response body with its validators.
+pub struct Fetched {
+    pub body: Vec<u8>,
+    pub validators: Validators,
+    /// The URL after same-origin redirects: the base for relative links.
+    pub url: Url,
+}
+
+/// The result of a conditional GET.
+pub enum Conditional {
+    NotModified,
+    Modified(Fetched),
+}
+
+/// An HTTP client that only talks to one origin.
+#[derive(Clone)]
+pub struct FeedClient {
+    http: reqwest::Client,
+    origin: url::Origin,
+    limits: ClientLimits,
+}
+
+impl FeedClient {
+    pub fn new(feed_url: &Url, limits: ClientLimits) -> Result<FeedClient, crate::Error> {
+        let origin = feed_url.origin();
+        if !origin.is_tuple() {
+            return Err(crate::Error::Config(format!(
+                "feed URL {feed_url} has no host to fetch from"
+            )));
+        }
+        let allowed = origin.clone();
+        // Redirects are followed only within the feed's origin, and at most 5 times.
+        let policy = redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if attempt.url().origin() != allowed {
+                attempt.error("redirect to another origin")
+            } else {
+                attempt.follow()
+            }
+        });
+        let http = reqwest::Client::builder()
+            .connect_timeout(limits.connect_timeout)
+            .timeout(limits.timeout)
+            .redirect(policy)
+            .user_agent(concat!("feedline-consumer/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| crate::Error::Config(format!("cannot build HTTP client: {e}")))?;
+        Ok(FeedClient {
+            http,
+            origin,
+            limits,
+        })
+    }
+
+    /// True when `url` is on the feed's origin.
+    pub fn allowed(&self, url: &Url) -> bool {
+        url.origin() == self.origin
+    }
+
+    /// GET a feed page, conditionally when `validators` are given.
+    pub async fn page(
+        &self,
+        url: &Url,
+        validators: &Validators,
+    ) -> Result<Conditional, FetchError> {
+        let mut headers = HeaderMap::new();
+        if let Some(etag) = &validators.etag {
+            headers.insert(IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(lm) = &validators.last_modified {
+            headers.insert(IF_MODIFIED_SINCE, lm.clone());
+        }
+        self.get(
+            url,
+            headers,
+            "application/atom+xml",
+            self.limits.max_page_bytes,
+        )
+        .await
+    }
+
+    /// GET a details document (JSON).
+    pub async fn details(&self, url: &Url) -> Result<Fetched, FetchError> {
+        match self
+            .get(
+                url,
+                HeaderMap::new(),
+                "application/json",
+                self.limits.max_details_bytes,
+            )
+            .await?
+        {
+            Conditional::Modified(f) => Ok(f),
+            Conditional::NotModified => Err(FetchError::Permanent(format!(
+                "{url}: 304 to an unconditional request"
+            ))),
+        }
+    }
+
+    async fn get(
+        &self,
+        url: &Url,
+        headers: HeaderMap,
+        accept: &'static str,
+        max_bytes: usize,
+    ) -> Result<Conditional, FetchError> {
+        if !self.allowed(url) {
+            return Err(FetchError::Permanent(format!(
+                "{url} is not on the feed's origin {}",
+                self.origin.ascii_serialization()
+            )));
+        }
+        let mut response = self
+            .http
+            .get(url.clone())
+            .headers(headers)
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await
+            .map_err(|e| classify(url, &e))?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Conditional::NotModified);
+        }
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(FetchError::Transient(format!("{url}: HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(FetchError::Permanent(format!("{url}: HTTP {status}")));
+        }
+        if let Some(len) = response.content_length() {
+            if len > max_bytes as u64 {
+                return Err(FetchError::Permanent(format!(
+                    "{url}: body of {len} bytes exceeds the limit of {max_bytes}"
+                )));
+            }
+        }
+        let validators = Validators {
+            etag: response.headers().get(ETAG).cloned(),
+            last_modified: response
+                .headers()
+                .get(reqwest::header::LAST_MODIFIED)
+                .cloned(),
+        };
+        let final_url = response.url().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, &e))? {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(FetchError::Permanent(format!(
+                    "{url}: body exceeds the limit of {max_bytes} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Conditional::Modified(Fetched {
+            body,
+            validators,
+            url: final_url,
+        }))
+    }
+}
+
+fn classify(url: &Url, e: &reqwest::Error) -> FetchError {
+    let msg = format!("{url}: {}", error_chain(e));
+    if e.is_redirect() || e.is_builder() {
+        FetchError::Permanent(msg)
+    } else {
+        // Connect, timeout, reset, truncated body: the next attempt may succeed.
+        FetchError::Transient(msg)
+    }
+}
+
+/// reqwest's top-level message alone ("error sending request") hides the cause.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,642 @@
+//! Consuming an Atom feed (RFC 4287) paged with RFC 5005 archives, exactly once in effect.
+//!
+//! A [`Consumer`] polls the subscription document with the validators it last received. On a
+//! change it walks `prev-archive` links back to the page holding its checkpoint, then handles
+//! the new entries oldest first. For each entry it fetches the details document by the entry's
+//! link (only on the feed's origin), and in one transaction lets the [`Projection`] update the
+//! local copy, records the entry as handled and advances the checkpoint. Transient failures are
+//! retried with backoff and never skip an entry; permanent ones park the entry.
+//!
+//! A service reuses this by supplying a [`Projection`]: its details type, a check, and its SQL.
+
+mod backoff;
+pub mod client;
+pub mod page;
+mod routes;
+pub mod store;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::AnyConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use url::Url;
+
+pub use backoff::Backoff;
+pub use client::{ClientLimits, FeedClient, FetchError};
+pub use page::{FeedEntry, FeedPage};
+pub use routes::router;
+
+use crate::clock::{from_micros, rfc3339};
+use crate::db::Db;
+use crate::Error;
+
+/// What a projection did with a details document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The local copy was created or updated.
+    Applied,
+    /// The local copy already holds this or a newer version.
+    Stale,
+}
+
+/// A consumer's view of the details documents and how it keeps its local copy.
+pub trait Projection: Send + Sync + 'static {
+    /// The details document as this consumer reads it.
+    type Details: DeserializeOwned + Send + Sync + 'static;
+
+    /// Refuses documents that parse but make no sense; the entry is parked with the reason.
+    fn check(&self, details: &Self::Details) -> Result<(), String>;
+
+    /// Writes the local copy inside the consumer's transaction. Must let no older version
+    /// overwrite a newer one.
+    fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        details: &Self::Details,
+    ) -> impl Future<Output = Result<Outcome, sqlx::Error>> + Send;
+
+    /// A few words for log lines, e.g. `order 42 version 2`.
+    fn describe(details: &Self::Details) -> String;
+}
+
+/// How a consumer polls.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Names this consumer in log lines (`invoicing`, `shipping`).
+    pub name: String,
+    pub feed_url: Url,
+    pub poll_interval: Duration,
+    pub limits: ClientLimits,
+    /// Backoff of retried requests and of polls after failures.
+    pub backoff: Backoff,
+    /// Details documents fetched at once during catch-up (applied in feed order regardless).
+    pub concurrency: usize,
+}
+
+/// How the last poll went.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollReport {
+    pub at: String,
+    /// `ok`, `not-modified` or `error`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Entries handled by this poll (parked ones included).
+    pub handled: u64,
+}
+
+#[derive(Debug, Default)]
+struct Status {
+    last: Option<PollReport>,
+    consecutive_failures: u32,
+    /// `updated` of the newest entry seen in the head.
+    head_updated_us: i64,
+    /// Entries seen but not handled yet.
+    pending: u64,
+}
+
+/// Why a poll stopped early.
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error("{0}")]
+    Fetch(#[from] FetchError),
+    #[error("{0}")]
+    Feed(String),
+    #[error(transparent)]
+    Db(#[from] Error),
+    #[error("shutting down")]
+    Cancelled,
+}
+
+struct Inner<P: Projection> {
+    db: Db,
+    projection: P,
+    client: FeedClient,
+    settings: ConsumerSettings,
+    /// Held for a whole poll: one poll at a time. Holds the validators of the last complete
+    /// poll, which are only replaced once every entry it found was handled.
+    polling: tokio::sync::Mutex<client::Validators>,
+    status: Mutex<Status>,
+    wake: Notify,
+    shutdown: CancellationToken,
+}
+
+/// A feed consumer. Cheap to clone.
+pub struct Consumer<P: Projection> {
+    inner: Arc<Inner<P>>,
+}
+
+impl<P: Projection> Clone for Consumer<P> {
+    fn clone(&self) -> Self {
+        Consumer {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// A poll's worth of pages, newest first; middle pages may be dropped from memory and fetched
+/// again (archives are immutable) to bound memory during a long catch-up.
+enum Slot {
+    Parsed(FeedPage),
+    Dropped(Url, usize),
+}
+
+/// Pages kept parsed during a walk back; beyond this, archive pages are fetched again.
+const MAX_PARSED_PAGES: usize = 64;
+
+impl<P: Projection> Consumer<P> {
+    pub fn new(
+        db: Db,
+        projection: P,
+        settings: ConsumerSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Consumer<P>, Error> {
+        let client = FeedClient::new(&settings.feed_url, settings.limits.clone())?;
+        Ok(Consumer {
+            inner: Arc::new(Inner {
+                db,
+                projection,
+                client,
+                settings,
+                polling: tokio::sync::Mutex::new(client::Validators::default()),
+                status: Mutex::new(Status::default()),
+                wake: Notify::new(),
+                shutdown,
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn settings(&self) -> &ConsumerSettings {
+        &self.inner.settings
+    }
+
+    /// Polls every interval (longer after failures) until shutdown.
+    pub async fn run(self) {
+        let span = tracing::info_span!("consumer", name = %self.inner.settings.name);
+        self.run_loop().instrument(span).await
+    }
+
+    async fn run_loop(self) {
+        let shutdown = self.inner.shutdown.clone();
+        while !shutdown.is_cancelled() {
+            self.poll().await;
+            let failures = lock(&self.inner.status).consecutive_failures;
+            let wait = if failures == 0 {
+                self.inner.settings.poll_interval
+            } else {
+                self.inner
+                    .settings
+                    .backoff
+                    .delay(failures)
+                    .max(self.inner.settings.poll_interval)
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {},
+                _ = self.inner.wake.notified() => {},
+            }
+        }
+        tracing::info!(feed = %self.inner.settings.feed_url, "consumer stopped");
+    }
+
+    /// Polls once now and reports how it went.
+    pub async fn poll(&self) -> PollReport {
+        let span = tracing::info_span!("consumer", name = %self.inner.settings.name);
+        self.poll_inner().instrument(span).await
+    }
+
+    async fn poll_inner(&self) -> PollReport {
+        let mut validators = self.inner.polling.lock().await;
+        let mut handled = 0;
+        let result = self.poll_once(&mut validators, &mut handled).await;
+        let at = rfc3339(chrono::Utc::now());
+        let report = match result {
+            Ok(true) => PollReport {
+                at,
+                status: "ok",
+                detail: None,
+                handled,
+            },
+            Ok(false) => PollReport {
+                at,
+                status: "not-modified",
+                detail: None,
+                handled,
+            },
+            Err(e) => {
+                if !matches!(e, PollError::Cancelled) {
+                    tracing::warn!(feed = %self.inner.settings.feed_url, error = %e, "poll failed");
+                }
+                PollReport {
+                    at,
+                    status: "error",
+                    detail: Some(e.to_string()),
+                    handled,
+                }
+            }
+        };
+        let mut status = lock(&self.inner.status);
+        if report.status == "error" {
+            status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+        } else {
+            status.consecutive_failures = 0;
+        }
+        status.last = Some(report.clone());
+        report
+    }
+
+    /// Returns whether the feed had changed.
+    async fn poll_once(
+        &self,
+        validators: &mut client::Validators,
+        handled: &mut u64,
+    ) -> Result<bool, PollError> {
+        let feed_url = &self.inner.settings.feed_url;
+        let head = match self.inner.client.page(feed_url, validators).await? {
+            client::Conditional::NotModified => return Ok(false),
+            client::Conditional::Modified(f) => f,
+        };
+        let head_page = page::parse(&head.url, &head.body).map_err(PollError::Feed)?;
+        if let Some(newest) = head_page.entries.last() {
+            lock(&self.inner.status).head_updated_us = newest.updated_us;
+        }
+        let checkpoint = store::checkpoint(&self.inner.db).await?;
+        let (slots, found) = self
+            .walk_back(head_page, checkpoint.entry_id.as_deref())
+            .await?;
+        if checkpoint.entry_id.is_some() && !found {
+            tracing::warn!(
+                checkpoint = checkpoint.entry_id.as_deref().unwrap_or_default(),
+                "checkpoint not found in the feed; re-reading from the first page \
+                 (entries already handled are skipped)"
+            );
+        }
+        let pending: usize = slots
+            .iter()
+            .map(|s| match s {
+                Slot::Parsed(p) => p.entries.len(),
+                Slot::Dropped(_, n) => *n,
+            })
+            .sum();
+        lock(&self.inner.status).pending = pending as u64;
+        for (i, slot) in slots.into_iter().rev().enumerate() {
+            let page = match slot {
+                Slot::Parsed(p) => p,
+                Slot::Dropped(url, _) => self.fetch_page(&url).await?,
+            };
+            // Only the oldest page holds the checkpoint; start after it.
+            let start = match (&checkpoint.entry_id, i, found) {
+                (Some(id), 0, true) => page.position_of(id).map_or(0, |p| p + 1),
+                _ => 0,
+            };
+            self.subtract_pending(start as u64);
+            *handled += self.handle(&page.entries[start..]).await?;
+        }
+        *validators = head.validators;
+        Ok(true)
+    }
+
+    /// Walks `prev-archive` links from the head until a page holds `checkpoint` or there is no
+    /// older page. Returns the pages newest first, and whether the checkpoint was found.
+    async fn walk_back(
+        &self,
+        head: FeedPage,
+        checkpoint: Option<&str>,
+    ) -> Result<(Vec<Slot>, bool), PollError> {
+        let mut visited = HashSet::from([head.url.clone()]);
+        let mut slots = vec![Slot::Parsed(head)];
+        let mut parsed = 1;
+        loop {
+            let Some(Slot::Parsed(top)) = slots.last() else {
+                return Err(PollError::Feed("walk back lost its page".into()));
+            };
+            if checkpoint.is_some_and(|id| top.position_of(id).is_some()) {
+                return Ok((slots, true));
+            }
+            let Some(prev) = top.prev_archive.clone() else {
+                return Ok((slots, false));
+            };
+            if !visited.insert(prev.clone()) {
+                return Err(PollError::Feed(format!(
+                    "prev-archive links loop at {prev}"
+                )));
+            }
+            let page = self.fetch_page(&prev).await?;
+            if self.inner.shutdown.is_cancelled() {
+                return Err(PollError::Cancelled);
+            }
+            slots.push(Slot::Parsed(page));
+            parsed += 1;
+            if parsed > MAX_PARSED_PAGES {
+                // Drop the newest archive still held (never the head, never the top).
+                if let Some(slot) = slots
+                    .iter_mut()
+                    .skip(1)
+                    .find(|s| matches!(s, Slot::Parsed(_)))
+                {
+                    if let Slot::Parsed(p) = slot {
+                        *slot = Slot::Dropped(p.url.clone(), p.entries.len());
+                    }
+                    parsed -= 1;
+                }
+            }
+        }
+    }
+
+    async fn fetch_page(&self, url: &Url) -> Result<FeedPage, PollError> {
+        let fetched = match self
+            .inner
+            .client
+            .page(url, &client::Validators::default())
+            .await?
+        {
+            client::Conditional::Modified(f) => f,
+            client::Conditional::NotModified => {
+                return Err(PollError::Feed(format!(
+                    "{url}: 304 to an unconditional request"
+                )))
+            }
+        };
+        page::parse(&fetched.url, &fetched.body).map_err(PollError::Feed)
+    }
+
+    /// Handles `entries` (oldest first): details fetched a few at a time, applied in order.
+    async fn handle(&self, entries: &[FeedEntry]) -> Result<u64, PollError> {
+        let concurrency = self.inner.settings.concurrency.max(1);
+        // Owned entries and an owned handle keep the buffered futures free of borrows, which
+        // the `Send` bound of axum handlers needs.
+        let mut fetches = futures::stream::iter(entries.to_vec())
+            .map(|entry| {
+                let this = self.clone();
+                async move {
+                    let details = this.details(&entry).await;
+                    (entry, details)
+                }
+            })
+            .buffered(concurrency);
+        let mut handled = 0;
+        while let Some((entry, details)) = fetches.next().await {
+            let details = details?;
+            if self.inner.shutdown.is_cancelled() {
+                return Err(PollError::Cancelled);
+            }
+            self.apply_with_retry(&entry, &details).await?;
+            handled += 1;
+            self.subtract_pending(1);
+        }
+        Ok(handled)
+    }
+
+    /// Fetches and checks the details of `entry`, retrying transient failures until they pass
+    /// or shutdown. The inner `Err` is a permanent failure: the reason to park the entry.
+    async fn details(&self, entry: &FeedEntry) -> Result<Result<P::Details, String>, PollError> {
+        let url = match &entry.link {
+            Ok(url) => url,
+            Err(reason) => return Ok(Err(reason.clone())),
+        };
+        if !self.inner.client.allowed(url) {
+            return Ok(Err(format!("link {url} is not on the feed's origin")));
+        }
+        let mut attempt = 0;
+        loop {
+            match self.inner.client.details(url).await {
+                Ok(fetched) => {
+                    let parsed = serde_json::from_slice::<P::Details>(&fetched.body)
+                        .map_err(|e| format!("{url}: details do not parse: {e}"))
+                        .and_then(|d| {
+                            self.inner
+                                .projection
+                                .check(&d)
+                                .map(|()| d)
+                                .map_err(|r| format!("{url}: {r}"))
+                        });
+                    return Ok(parsed);
+                }
+                Err(FetchError::Permanent(reason)) => return Ok(Err(reason)),
+                Err(FetchError::Transient(reason)) => {
+                    attempt += 1;
+                    let delay = self.inner.settings.backoff.delay(attempt);
+                    tracing::warn!(entry_id = %entry.id, attempt, error = %reason, ?delay, "details fetch failed; retrying");
+                    self.sleep(delay).await?;
+                }
+            }
+        }
+    }
+
+    /// Applies one entry; a database failure is retried (the transaction rolled back whole).
+    async fn apply_with_retry(
+        &self,
+        entry: &FeedEntry,
+        details: &Result<P::Details, String>,
+    ) -> Result<(), PollError> {
+        let mut attempt = 0;
+        loop {
+            match self.apply(entry, details).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    attempt += 1;
+                    let delay = self.inner.settings.backoff.delay(attempt);
+                    tracing::warn!(entry_id = %entry.id, attempt, error = %e, "applying failed; retrying");
+                    self.sleep(delay).await?;
+                }
+            }
+        }
+    }
+
+    /// One transaction: the local copy (or the parked entry), the handled record, the checkpoint.
+    async fn apply(
+        &self,
+        entry: &FeedEntry,
+        details: &Result<P::Details, String>,
+    ) -> Result<(), Error> {
+        let mut tx = self.inner.db.begin_write().await?;
+        if store::is_handled(tx.conn(), &entry.id).await? {
+            tracing::debug!(entry_id = %entry.id, "already handled; skipped");
+            return Ok(());
+        }
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let (outcome, what) = match details {
+            Ok(d) => {
+                let outcome = match self.inner.projection.apply(tx.conn(), d).await? {
+                    Outcome::Applied => "applied",
+                    Outcome::Stale => "stale",
+                };
+                (outcome, P::describe(d))
+            }
+            Err(reason) => {
+                store::park(tx.conn(), entry, reason, now_us).await?;
+                (("parked"), reason.clone())
+            }
+        };
+        store::advance(tx.conn(), entry, outcome, now_us).await?;
+        tx.commit().await?;
+        if outcome == "parked" {
+            tracing::warn!(entry_id = %entry.id, reason = %what, "entry parked");
+        } else {
+            tracing::info!(entry_id = %entry.id, %what, outcome, "entry handled");
+        }
+        Ok(())
+    }
+
+    async fn sleep(&self, delay: Duration) -> Result<(), PollError> {
+        tokio::select! {
+            _ = self.inner.shutdown.cancelled() => Err(PollError::Cancelled),
+            _ = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+
+    fn subtract_pending(&self, n: u64) {
+        let mut status = lock(&self.inner.status);
+        status.pending = status.pending.saturating_sub(n);
+    }
+
+    /// Handles every entry of the page at `url` again, ignoring the checkpoint: entries already
+    /// handled are skipped, so this changes nothing unless something was missed.
+    pub async fn replay(&self, url: &Url) -> Result<u64, Error> {
+        let _polling = self.inner.polling.lock().await;
+        let page = self
+            .fetch_page(url)
+            .await
+            .map_err(|e| Error::Feed(e.to_string()))?;
+        self.handle(&page.entries)
+            .await
+            .map_err(|e| Error::Feed(e.to_string()))
+    }
+
+    /// Fetches a parked entry's details once more and applies them if they now pass.
+    pub async fn retry_parked(&self, id: i64) -> Result<RetryResult, Error> {
+        let _polling = self.inner.polling.lock().await;
+        let row = store::parked_by_id(&self.inner.db, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no parked entry {id}")))?;
+        let details = match Url::parse(&row.link) {
+            Ok(url) if self.inner.client.allowed(&url) => {
+                match self.inner.client.details(&url).await {
+                    Ok(f) => serde_json::from_slice::<P::Details>(&f.body)
+                        .map_err(|e| format!("{url}: details do not parse: {e}"))
+                        .and_then(|d| self.inner.projection.check(&d).map(|()| d)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Ok(url) => Err(format!("link {url} is not on the feed's origin")),
+            Err(e) => Err(format!("no usable link {:?}: {e}", row.link)),
+        };
+        match details {
+            Ok(d) => {
+                let mut tx = self.inner.db.begin_write().await?;
+                let outcome = self.inner.projection.apply(tx.conn(), &d).await?;
+                store::unpark(tx.conn(), &row).await?;
+                tx.commit().await?;
+                tracing::info!(entry_id = %row.entry_id, what = %P::describe(&d), ?outcome, "parked entry applied");
+                Ok(RetryResult {
+                    entry_id: row.entry_id,
+                    applied: true,
+                    reason: None,
+                })
+            }
+            Err(reason) => {
+                store::park_again(&self.inner.db, id, &reason).await?;
+                Ok(RetryResult {
+                    entry_id: row.entry_id,
+                    applied: false,
+                    reason: Some(reason),
+                })
+            }
+        }
+    }
+
+    /// Asks the polling loop to poll now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// The state for `GET /{svc}/consumer`.
+    pub async fn report(&self) -> Result<ConsumerReport, Error> {
+        let checkpoint = store::checkpoint(&self.inner.db).await?;
+        let parked_count = store::parked_count(&self.inner.db).await?;
+        let parked = store::parked(&self.inner.db, i64::MAX, 50).await?;
+        let status = lock(&self.inner.status);
+        let lag_seconds =
+            (status.head_updated_us - checkpoint.entry_updated_us).max(0) as f64 / 1e6;
+        Ok(ConsumerReport {
+            feed_url: self.inner.settings.feed_url.to_string(),
+            checkpoint: CheckpointReport {
+                entry_id: checkpoint.entry_id,
+                entry_updated: (checkpoint.entry_updated_us > 0)
+                    .then(|| rfc3339(from_micros(checkpoint.entry_updated_us))),
+                handled_entries: checkpoint.handled,
+            },
+            last_poll: status.last.clone(),
+            consecutive_failures: status.consecutive_failures,
+            lag: Lag {
+                entries: status.pending,
+                seconds: lag_seconds,
+            },
+            parked: ParkedReport {
+                count: parked_count,
+                entries: parked,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryResult {
+    pub entry_id: String,
+    pub applied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerReport {
+    pub feed_url: String,
+    pub checkpoint: CheckpointReport,
+    pub last_poll: Option<PollReport>,
+    pub consecutive_failures: u32,
+    pub lag: Lag,
+    pub parked: ParkedReport,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointReport {
+    pub entry_id: Option<String>,
+    pub entry_updated: Option<String>,
+    pub handled_entries: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Lag {
+    /// Entries seen in the feed and not handled yet.
+    pub entries: u64,
+    /// Age difference between the newest entry in the head and the checkpoint.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ParkedReport {
+    pub count: i64,
+    /// The 50 most recently parked.
+    pub entries: Vec<store::Parked>,
+}
+
+/// The status is plain data; a panic elsewhere cannot leave it inconsistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

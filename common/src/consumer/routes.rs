@@ -1,0 +1,47 @@
+//! The consumer's HTTP surface under a service's prefix: poll now, status, parked entries.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::{store, Consumer, Projection};
+use crate::http::PageQuery;
+use crate::Error;
+
+/// `POST {prefix}/poll`, `GET {prefix}/consumer`, `GET {prefix}/parked`,
+/// `POST {prefix}/parked/{id}/retry`.
+pub fn router<P: Projection>(consumer: Consumer<P>, prefix: &str) -> Router {
+    Router::new()
+        .route(&format!("{prefix}/poll"), post(poll::<P>))
+        .route(&format!("{prefix}/consumer"), get(report::<P>))
+        .route(&format!("{prefix}/parked"), get(parked::<P>))
+        .route(&format!("{prefix}/parked/{{id}}/retry"), post(retry::<P>))
+        .with_state(consumer)
+}
+
+async fn poll<P: Projection>(State(consumer): State<Consumer<P>>) -> Response {
+    Json(consumer.poll().await).into_response()
+}
+
+async fn report<P: Projection>(State(consumer): State<Consumer<P>>) -> Result<Response, Error> {
+    Ok(Json(consumer.report().await?).into_response())
+}
+
+async fn parked<P: Projection>(
+    State(consumer): State<Consumer<P>>,
+    Query(page): Query<PageQuery>,
+) -> Result<Response, Response> {
+    let page = page.parse().map_err(IntoResponse::into_response)?;
+    let rows = store::parked(consumer.db(), page.before, page.limit)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(Json(rows).into_response())
+}
+
+async fn retry<P: Projection>(
+    State(consumer): State<Consumer<P>>,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
+    Ok(Json(consumer.retry_parked(id).await?).into_response())
+}

@@ -1,0 +1,128 @@
+//! shipping's view of an order (read from the order service's JSON) and of a shipment.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The order details as shipping reads them: no prices, the shipping address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDoc {
+    pub id: i64,
+    pub version: i64,
+    pub status: OrderStatus,
+    pub customer: CustomerDoc,
+    pub shipping_address: Address,
+    pub lines: Vec<LineDoc>,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    Placed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Placed => "placed",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn from_db(s: &str) -> OrderStatus {
+        if s == "cancelled" {
+            OrderStatus::Cancelled
+        } else {
+            OrderStatus::Placed
+        }
+    }
+}
+
+/// The recipient: shipping keeps no email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerDoc {
+    pub customer_id: i64,
+    pub name: String,
+    pub firstname: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub street: String,
+    pub zip: String,
+    pub city: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineDoc {
+    pub count: i64,
+    pub item: ItemDoc,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemDoc {
+    pub item_id: i64,
+    pub name: String,
+}
+
+/// Longest text accepted from the order service.
+const MAX_TEXT: usize = 1000;
+
+impl OrderDoc {
+    /// Refuses documents nothing can be shipped from; the entry is parked with the reason.
+    pub fn check(&self) -> Result<(), String> {
+        if self.id < 1 || self.version < 1 {
+            return Err(format!(
+                "order id {} / version {} out of range",
+                self.id, self.version
+            ));
+        }
+        if self.lines.is_empty() {
+            return Err(format!("order {} has no lines", self.id));
+        }
+        if let Some(line) = self.lines.iter().find(|l| l.count < 1) {
+            return Err(format!("order {}: line with count {}", self.id, line.count));
+        }
+        let texts = [
+            &self.customer.name,
+            &self.customer.firstname,
+            &self.shipping_address.street,
+            &self.shipping_address.zip,
+            &self.shipping_address.city,
+        ];
+        if texts.iter().any(|t| t.len() > MAX_TEXT)
+            || self.lines.iter().any(|l| l.item.name.len() > MAX_TEXT)
+        {
+            return Err(format!(
+                "order {}: a text field is longer than {MAX_TEXT} bytes",
+                self.id
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A shipment as `GET /shipping/shipments/{orderId}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shipment {
+    pub order_id: i64,
+    pub version: i64,
+    pub status: OrderStatus,
+    pub customer: CustomerDoc,
+    pub shipping_address: Address,
+    pub lines: Vec<ShipmentLine>,
+    pub ordered_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShipmentLine {
+    pub item_id: i64,
+    pub name: String,
+    pub count: i64,
+}
