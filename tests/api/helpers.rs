@@ -1,7 +1,14 @@
 //! Spawning services in-process on port 0, each with a fresh database.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use atom_syndication::Feed;
 use common::Clock;
@@ -55,6 +62,7 @@ pub async fn fresh_db(label: &str) -> TestDb {
 /// An order service running on its own port and database.
 pub struct OrderApp {
     pub addr: SocketAddr,
+    pub faults: Arc<Faults>,
     pub client: reqwest::Client,
     pub service: OrderService,
     pub db: TestDb,
@@ -92,7 +100,12 @@ pub async fn spawn_order_on(db: TestDb, options: OrderOptions) -> OrderApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
-    let router = common::http::with_middleware(service.router());
+    let faults = Arc::new(Faults::default());
+    let router = service.router().layer(axum::middleware::from_fn_with_state(
+        faults.clone(),
+        inject_faults,
+    ));
+    let router = common::http::with_middleware(router);
     let token = shutdown.clone();
     let server = tokio::spawn(async move {
         common::http::serve(listener, router, token)
@@ -101,6 +114,7 @@ pub async fn spawn_order_on(db: TestDb, options: OrderOptions) -> OrderApp {
     });
     OrderApp {
         addr,
+        faults,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -110,6 +124,47 @@ pub async fn spawn_order_on(db: TestDb, options: OrderOptions) -> OrderApp {
         shutdown,
         server,
     }
+}
+
+/// Faults the order service injects into its details responses (`GET /order/orders/{id}`),
+/// and a count of those requests.
+#[derive(Default)]
+pub struct Faults {
+    pub detail_requests: AtomicUsize,
+    /// The next this many detail requests answer 500.
+    pub fail_next: AtomicUsize,
+    /// The next this many detail requests stall for two seconds before answering.
+    pub stall_next: AtomicUsize,
+    /// Orders whose details answer 404.
+    pub not_found: Mutex<HashSet<i64>>,
+}
+
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+async fn inject_faults(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
+    let id = req
+        .uri()
+        .path()
+        .strip_prefix("/order/orders/")
+        .and_then(|rest| rest.parse::<i64>().ok());
+    let Some(id) = id.filter(|_| req.method() == axum::http::Method::GET) else {
+        return next.run(req).await;
+    };
+    faults.detail_requests.fetch_add(1, Ordering::SeqCst);
+    if take_one(&faults.fail_next) {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "injected").into_response();
+    }
+    if take_one(&faults.stall_next) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if faults.not_found.lock().unwrap().contains(&id) {
+        return (axum::http::StatusCode::NOT_FOUND, "injected").into_response();
+    }
+    next.run(req).await
 }
 
 /// A response reduced to what the tests look at.
@@ -198,6 +253,10 @@ impl OrderApp {
             req = req.header(*k, *v);
         }
         reply(req.send().await.expect("request")).await
+    }
+
+    pub fn detail_requests(&self) -> usize {
+        self.faults.detail_requests.load(Ordering::SeqCst)
     }
 
     /// Places a valid order for `customer` and returns its id.

@@ -126,7 +126,7 @@ mod tests {
             "http://feeds.test/order/orders/2"
         );
         assert_eq!(
-            page.prev_archive.unwrap().as_str(),
+            page.prev_archive.as_ref().unwrap().as_str(),
             "http://feeds.test/order/feed/archive/3"
         );
         assert_eq!(page.position_of("urn:e:2"), Some(1));

@@ -1,0 +1,374 @@
+//! invoicing and shipping consume the order feed: nothing lost, doubled or reordered, through
+//! redelivery, restarts, catch-up across archives and failures.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::consumer_helpers::{spawn_consumer, spawn_consumer_on, test_args, Kind};
+use crate::helpers::{spawn_order, OrderApp, OrderOptions};
+
+async fn order_app(page_size: i64) -> OrderApp {
+    spawn_order(OrderOptions {
+        page_size,
+        ..OrderOptions::default()
+    })
+    .await
+}
+
+/// Places `n` orders from 4 concurrent clients, with varied customers, items and addresses.
+async fn place_orders(app: &Arc<OrderApp>, n: usize) {
+    let tasks: Vec<_> = (0..4)
+        .map(|t| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for i in (t..n).step_by(4) {
+                    let mut body = serde_json::json!({
+                        "customerId": 1 + (i % 5),
+                        "lines": [{"itemId": 1 + (i % 6), "count": 1 + (i % 3)},
+                                  {"itemId": 1 + ((i + 2) % 6), "count": 2}]
+                    });
+                    if i % 4 == 0 {
+                        body["shippingAddress"] =
+                            serde_json::json!({"street": format!("Dock {i}"), "zip": "20457", "city": "Hamburg"});
+                    }
+                    let r = app.post_json("/order/orders", &body).await;
+                    assert_eq!(r.status, 201, "{}", r.text());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("placing orders");
+    }
+}
+
+async fn all_orders(app: &OrderApp) -> Vec<Value> {
+    let mut orders = Vec::new();
+    let mut before = i64::MAX;
+    loop {
+        let page = app
+            .get(&format!("/order/orders?limit=500&before={before}"))
+            .await
+            .json();
+        let page = page.as_array().unwrap().clone();
+        let Some(last) = page.last() else { break };
+        before = last["id"].as_i64().unwrap();
+        orders.extend(page);
+    }
+    orders
+}
+
+fn assert_invoice_matches(invoice: &Value, order: &Value) {
+    let id = &order["id"];
+    assert_eq!(invoice["orderId"], *id);
+    assert_eq!(invoice["version"], order["version"], "order {id}");
+    assert_eq!(invoice["status"], order["status"], "order {id}");
+    assert_eq!(invoice["customer"], order["customer"], "order {id}");
+    assert_eq!(
+        invoice["billingAddress"], order["billingAddress"],
+        "order {id}"
+    );
+    assert_eq!(invoice["totalCents"], order["totalCents"], "order {id}");
+    assert_eq!(invoice["orderedAt"], order["created"], "order {id}");
+    let lines = order["lines"].as_array().unwrap();
+    let invoice_lines = invoice["lines"].as_array().unwrap();
+    assert_eq!(invoice_lines.len(), lines.len());
+    for (il, ol) in invoice_lines.iter().zip(lines) {
+        assert_eq!(il["itemId"], ol["item"]["itemId"]);
+        assert_eq!(il["name"], ol["item"]["name"]);
+        assert_eq!(il["priceCents"], ol["item"]["priceCents"]);
+        assert_eq!(il["count"], ol["count"]);
+        let total = ol["count"].as_i64().unwrap() * ol["item"]["priceCents"].as_i64().unwrap();
+        assert_eq!(il["lineTotalCents"], total);
+    }
+}
+
+fn assert_shipment_matches(shipment: &Value, order: &Value) {
+    let id = &order["id"];
+    assert_eq!(shipment["orderId"], *id);
+    assert_eq!(shipment["version"], order["version"], "order {id}");
+    assert_eq!(shipment["status"], order["status"], "order {id}");
+    assert_eq!(
+        shipment["customer"]["customerId"],
+        order["customer"]["customerId"]
+    );
+    assert_eq!(shipment["customer"]["name"], order["customer"]["name"]);
+    assert_eq!(
+        shipment["customer"]["firstname"],
+        order["customer"]["firstname"]
+    );
+    assert!(
+        shipment["customer"].get("email").is_none(),
+        "shipping keeps no email"
+    );
+    assert_eq!(
+        shipment["shippingAddress"], order["shippingAddress"],
+        "order {id}"
+    );
+    assert_eq!(shipment["orderedAt"], order["created"], "order {id}");
+    assert!(
+        !shipment.to_string().contains("priceCents"),
+        "shipping keeps no prices"
+    );
+    let lines = order["lines"].as_array().unwrap();
+    let shipment_lines = shipment["lines"].as_array().unwrap();
+    assert_eq!(shipment_lines.len(), lines.len());
+    for (sl, ol) in shipment_lines.iter().zip(lines) {
+        assert_eq!(sl["itemId"], ol["item"]["itemId"]);
+        assert_eq!(sl["name"], ol["item"]["name"]);
+        assert_eq!(sl["count"], ol["count"]);
+    }
+}
+
+/// Hundreds of orders, every seventh cancelled: each invoice and shipment matches its order
+/// field by field, cancellations included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_order_reaches_invoicing_and_shipping_field_by_field() {
+    let order = Arc::new(order_app(20).await);
+    let feed = order.url("/order/feed");
+    let invoicing = spawn_consumer(Kind::Invoicing, &feed).await;
+    let shipping = spawn_consumer(Kind::Shipping, &feed).await;
+    place_orders(&order, 300).await;
+    for id in (7..=300).step_by(7) {
+        assert_eq!(order.cancel(id).await.status, 200);
+    }
+
+    assert_eq!(invoicing.poll_ok().await["status"], "ok");
+    assert_eq!(shipping.poll_ok().await["status"], "ok");
+
+    let orders = all_orders(&order).await;
+    assert_eq!(orders.len(), 300);
+    let invoices: HashMap<i64, Value> = invoicing
+        .copies()
+        .await
+        .into_iter()
+        .map(|i| (i["orderId"].as_i64().unwrap(), i))
+        .collect();
+    let shipments: HashMap<i64, Value> = shipping
+        .copies()
+        .await
+        .into_iter()
+        .map(|s| (s["orderId"].as_i64().unwrap(), s))
+        .collect();
+    assert_eq!(invoices.len(), 300);
+    assert_eq!(shipments.len(), 300);
+    for o in &orders {
+        let id = o["id"].as_i64().unwrap();
+        assert_invoice_matches(&invoices[&id], o);
+        assert_shipment_matches(&shipments[&id], o);
+        let cancelled = id % 7 == 0;
+        assert_eq!(o["status"], if cancelled { "cancelled" } else { "placed" });
+    }
+    let report = invoicing.report().await;
+    assert_eq!(report["checkpoint"]["handledEntries"], 300 + 42);
+    assert_eq!(report["lag"]["entries"], 0);
+    assert_eq!(report["parked"]["count"], 0);
+    assert_eq!(
+        invoicing
+            .get("/invoicing/invoices/9999")
+            .await
+            .assert_problem(404),
+        "no invoice for order 9999"
+    );
+}
+
+/// Handling the same entries again, from a consumer with fresh in-memory state, changes
+/// nothing: not the copies, not the checkpoint, not the handled count.
+#[tokio::test]
+async fn redelivered_entries_change_nothing() {
+    let order = Arc::new(order_app(5).await);
+    let feed = order.url("/order/feed");
+    let invoicing = spawn_consumer(Kind::Invoicing, &feed).await;
+    place_orders(&order, 12).await;
+    order.cancel(3).await;
+    invoicing.poll_ok().await;
+    let copies = invoicing.copies().await;
+    let report = invoicing.report().await;
+    let requests = order.detail_requests();
+    let db = invoicing.stop().await;
+
+    let fresh = spawn_consumer_on(Kind::Invoicing, db, test_args(&feed)).await;
+    let replayed = fresh.replay(&order.url("/order/feed/archive/1")).await
+        + fresh.replay(&order.url("/order/feed/archive/2")).await
+        + fresh.replay(&feed).await;
+    fresh.poll_ok().await;
+
+    assert_eq!(replayed, 13, "every entry was seen again");
+    assert_eq!(order.detail_requests(), requests + 13, "and fetched again");
+    assert_eq!(fresh.copies().await, copies);
+    let after = fresh.report().await;
+    assert_eq!(after["checkpoint"], report["checkpoint"]);
+    assert_eq!(fresh.handled().await.len(), 13);
+}
+
+/// A consumer restarted after catching up resumes from its stored checkpoint: it fetches the
+/// details of new entries only.
+#[tokio::test]
+async fn a_restarted_consumer_resumes_from_its_checkpoint() {
+    let order = Arc::new(order_app(5).await);
+    let feed = order.url("/order/feed");
+    let shipping = spawn_consumer(Kind::Shipping, &feed).await;
+    place_orders(&order, 11).await;
+    shipping.poll_ok().await;
+    assert_eq!(order.detail_requests(), 11);
+    let db = shipping.stop().await;
+    place_orders(&order, 3).await;
+
+    let restarted = spawn_consumer_on(Kind::Shipping, db, test_args(&feed)).await;
+    let report = restarted.poll_ok().await;
+
+    assert_eq!(report["handled"], 3);
+    assert_eq!(order.detail_requests(), 14, "no history fetched again");
+    assert_eq!(restarted.copies().await.len(), 14);
+}
+
+/// Stopped while the feed grows by several archive pages, a consumer then gets everything, in
+/// feed order, exactly once.
+#[tokio::test]
+async fn catch_up_across_archives_applies_everything_in_order_once() {
+    let order = Arc::new(order_app(5).await);
+    let feed = order.url("/order/feed");
+    let invoicing = spawn_consumer(Kind::Invoicing, &feed).await;
+    place_orders(&order, 2).await;
+    invoicing.poll_ok().await;
+    place_orders(&order, 31).await;
+    for id in [2, 9, 30] {
+        order.cancel(id).await;
+    }
+
+    invoicing.poll_ok().await;
+
+    // The feed's own order, oldest first: archives 1..=7, then the head.
+    let mut feed_order = Vec::new();
+    for page in 1..=7 {
+        let f = order
+            .get(&format!("/order/feed/archive/{page}"))
+            .await
+            .feed();
+        feed_order.extend(f.entries().iter().rev().map(|e| e.id().to_owned()));
+    }
+    let head = order.get("/order/feed").await.feed();
+    feed_order.extend(head.entries().iter().rev().map(|e| e.id().to_owned()));
+    assert_eq!(feed_order.len(), 36);
+    assert_eq!(invoicing.handled().await, feed_order);
+    assert_eq!(order.detail_requests(), 36, "each entry fetched once");
+    let invoices = invoicing.copies().await;
+    assert_eq!(invoices.len(), 33);
+    let cancelled: Vec<i64> = invoices
+        .iter()
+        .filter(|i| i["status"] == "cancelled")
+        .map(|i| i["orderId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(cancelled, [30, 9, 2]);
+}
+
+/// Details answering 500, or stalling past the client timeout, are retried until they succeed;
+/// no entry is skipped or parked.
+#[tokio::test]
+async fn transient_failures_are_retried_and_skip_nothing() {
+    let order = Arc::new(order_app(5).await);
+    let feed = order.url("/order/feed");
+    let invoicing = spawn_consumer(Kind::Invoicing, &feed).await;
+    place_orders(&order, 10).await;
+    order.faults.fail_next.store(6, Ordering::SeqCst);
+    order.faults.stall_next.store(2, Ordering::SeqCst);
+
+    let report = invoicing.poll_ok().await;
+
+    assert_eq!(report["handled"], 10);
+    assert_eq!(invoicing.copies().await.len(), 10);
+    assert!(
+        order.detail_requests() >= 18,
+        "failed requests were retried"
+    );
+    assert_eq!(invoicing.report().await["parked"]["count"], 0);
+    let handled = invoicing.handled().await;
+    let expected: Vec<String> = (1..=10)
+        .map(|i| format!("urn:feedline:order:{i}:v1"))
+        .collect();
+    let mut sorted = handled.clone();
+    sorted.sort_by_key(|id| id.split(':').nth(3).unwrap().parse::<i64>().unwrap());
+    assert_eq!(sorted, expected);
+}
+
+/// A 404 for one entry's details parks that entry and later entries proceed; once the cause
+/// is fixed, retrying the parked entry applies it.
+#[tokio::test]
+async fn a_permanent_failure_parks_the_entry_and_retry_applies_it() {
+    let order = Arc::new(order_app(5).await);
+    let feed = order.url("/order/feed");
+    let invoicing = spawn_consumer(Kind::Invoicing, &feed).await;
+    order.faults.not_found.lock().unwrap().insert(2);
+    place_orders(&order, 3).await;
+
+    invoicing.poll_ok().await;
+
+    assert_eq!(invoicing.get("/invoicing/invoices/1").await.status, 200);
+    assert_eq!(invoicing.get("/invoicing/invoices/3").await.status, 200);
+    invoicing
+        .get("/invoicing/invoices/2")
+        .await
+        .assert_problem(404);
+    let report = invoicing.report().await;
+    assert_eq!(report["parked"]["count"], 1);
+    let parked = &report["parked"]["entries"][0];
+    assert_eq!(parked["entryId"], "urn:feedline:order:2:v1");
+    assert!(
+        parked["reason"].as_str().unwrap().contains("404"),
+        "{parked}"
+    );
+    let listed = invoicing.get("/invoicing/parked").await.json();
+    assert_eq!(listed[0]["entryId"], "urn:feedline:order:2:v1");
+    let parked_id = parked["id"].as_i64().unwrap();
+
+    let still_broken = invoicing
+        .post(&format!("/invoicing/parked/{parked_id}/retry"))
+        .await
+        .json();
+    assert_eq!(still_broken["applied"], false);
+    order.faults.not_found.lock().unwrap().clear();
+    let fixed = invoicing
+        .post(&format!("/invoicing/parked/{parked_id}/retry"))
+        .await
+        .json();
+
+    assert_eq!(fixed["applied"], true, "{fixed}");
+    assert_eq!(
+        invoicing.get("/invoicing/invoices/2").await.json()["orderId"],
+        2
+    );
+    assert_eq!(invoicing.report().await["parked"]["count"], 0);
+    invoicing
+        .post("/invoicing/parked/999/retry")
+        .await
+        .assert_problem(404);
+}
+
+/// With the poller running, an order reaches both services without anyone asking.
+#[tokio::test]
+async fn the_background_poller_picks_up_new_orders() {
+    let order = Arc::new(order_app(5).await);
+    let feed = order.url("/order/feed");
+    let invoicing = spawn_consumer(Kind::Invoicing, &feed).await;
+    let poller = invoicing.start_polling();
+    let id = order.place(4).await;
+
+    let mut found = false;
+    for _ in 0..100 {
+        if invoicing.get(&Kind::Invoicing.copy_path(id)).await.status == 200 {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    assert!(
+        found,
+        "invoice appeared within 5 s with a 100 ms poll interval"
+    );
+    let _ = invoicing.stop().await;
+    poller.await.expect("the poller stops on shutdown");
+}
