@@ -1,10 +1,12 @@
 //! Integration tests: real services on port 0, real HTTP, a fresh database per test.
 //! Set `TEST_DATABASE_URL=postgres://…` to run them all on Postgres.
 
+mod all_in_one;
 mod consumer_helpers;
 mod consumers;
 mod feed_conditional;
 mod feed_format;
 mod feed_ordering;
 mod helpers;
+mod hostile_feed;
 mod orders;

@@ -1,0 +1,206 @@
+//! A consumer facing a hostile or broken feed server stays up, says what is wrong, and stores
+//! nothing wrong.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::consumer_helpers::{spawn_consumer, Kind};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Html,
+    Malformed,
+    Oversized,
+    Endless,
+    Mixed,
+}
+
+#[derive(Clone)]
+struct Hostile {
+    mode: Arc<Mutex<Mode>>,
+    /// Where the "other origin" entry points.
+    elsewhere: String,
+}
+
+fn atom(entries: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><id>urn:hostile</id>
+<title>h</title><updated>2026-01-01T00:00:03Z</updated><author><name>h</name></author>
+<link rel="self" href="/feed"/>{entries}</feed>"#
+    )
+}
+
+fn entry(id: &str, second: u32, href: &str) -> String {
+    format!(
+        r#"<entry><id>{id}</id><title>{id}</title><updated>2026-01-01T00:00:0{second}Z</updated>
+<link rel="alternate" type="application/json" href="{href}"/></entry>"#
+    )
+}
+
+async fn feed(State(h): State<Hostile>) -> Response {
+    let mode = *h.mode.lock().unwrap();
+    match mode {
+        Mode::Html => (
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body>Welcome</body></html>",
+        )
+            .into_response(),
+        Mode::Malformed => {
+            r#"<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><entry><id>x</id"#
+                .into_response()
+        }
+        Mode::Oversized => {
+            let mut body = atom("").into_bytes();
+            body.extend(std::iter::repeat_n(b' ', 5 * 1024 * 1024));
+            body.into_response()
+        }
+        Mode::Endless => {
+            let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+            let stream =
+                futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+            Body::from_stream(stream).into_response()
+        }
+        Mode::Mixed => {
+            // Newest first: a good entry, bad details, and a link to another origin.
+            let entries = [
+                entry("urn:good", 3, "/details/good"),
+                entry("urn:bad-details", 2, "/details/bad"),
+                entry("urn:elsewhere", 1, &h.elsewhere),
+            ]
+            .concat();
+            (
+                [(header::CONTENT_TYPE, "application/atom+xml")],
+                atom(&entries),
+            )
+                .into_response()
+        }
+    }
+}
+
+const GOOD_ORDER: &str = r#"{"id": 77, "version": 1, "status": "placed",
+  "customer": {"customerId": 1, "name": "N", "firstname": "F", "email": "e@x"},
+  "shippingAddress": {"street": "s", "zip": "z", "city": "c"},
+  "billingAddress": {"street": "s", "zip": "z", "city": "c"},
+  "lines": [{"count": 2, "item": {"itemId": 1, "name": "i", "priceCents": 5}}],
+  "totalCents": 10, "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z"}"#;
+
+async fn serve(router: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Non-Atom content, malformed XML, an oversized or endless body: each poll fails with a clear
+/// reason in `/consumer`, nothing is stored, and the service keeps serving.
+#[tokio::test]
+async fn a_broken_feed_is_reported_and_stores_nothing() {
+    let mode = Arc::new(Mutex::new(Mode::Html));
+    let hostile = Hostile {
+        mode: mode.clone(),
+        elsewhere: "http://127.0.0.1:9/unused".into(),
+    };
+    let base = serve(Router::new().route("/feed", get(feed)).with_state(hostile)).await;
+    let invoicing = spawn_consumer(Kind::Invoicing, &format!("{base}/feed")).await;
+
+    for (m, expected) in [
+        (Mode::Html, "not an Atom feed"),
+        (Mode::Malformed, "malformed Atom"),
+        (Mode::Oversized, "exceeds the limit"),
+        (Mode::Endless, "exceeds the limit"),
+    ] {
+        *mode.lock().unwrap() = m;
+
+        let report = invoicing.poll().await;
+
+        assert_eq!(report["status"], "error");
+        let detail = report["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(expected),
+            "{detail:?} should say {expected:?}"
+        );
+        let status = invoicing.report().await;
+        assert_eq!(status["lastPoll"]["status"], "error");
+        assert_eq!(status["checkpoint"]["handledEntries"], 0);
+        assert!(invoicing.copies().await.is_empty());
+        assert_eq!(invoicing.get("/invoicing/health").await.status, 200);
+    }
+}
+
+/// Entries linking to another origin or to details of the wrong shape are parked with the
+/// reason; the other origin never receives a request; good entries still apply.
+#[tokio::test]
+async fn hostile_entries_are_parked_and_other_hosts_never_called() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let elsewhere = serve(Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { GOOD_ORDER }
+    }))
+    .await;
+    let hostile = Hostile {
+        mode: Arc::new(Mutex::new(Mode::Mixed)),
+        elsewhere: format!("{elsewhere}/order/orders/77"),
+    };
+    let base = serve(
+        Router::new()
+            .route("/feed", get(feed))
+            .route(
+                "/details/good",
+                get(|| async { ([(header::CONTENT_TYPE, "application/json")], GOOD_ORDER) }),
+            )
+            .route(
+                "/details/bad",
+                get(|| async { r#"{"id": "seventy", "version": 1e999}"# }),
+            )
+            .with_state(hostile),
+    )
+    .await;
+    let invoicing = spawn_consumer(Kind::Invoicing, &format!("{base}/feed")).await;
+
+    let report = invoicing.poll().await;
+
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "no request to another origin"
+    );
+    let status = invoicing.report().await;
+    assert_eq!(status["parked"]["count"], 2);
+    let reasons: Vec<(String, String)> = status["parked"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["entryId"].as_str().unwrap().to_owned(),
+                p["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|(id, r)| id == "urn:elsewhere" && r.contains("not on the feed's origin")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(id, r)| id == "urn:bad-details" && r.contains("do not parse")),
+        "{reasons:?}"
+    );
+    let invoices = invoicing.copies().await;
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["orderId"], 77);
+    assert_eq!(status["checkpoint"]["entryId"], "urn:good");
+}
