@@ -9,8 +9,10 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
 use tracing::Level;
 
 /// Request bodies larger than this are refused with 413 before any handler runs.
@@ -100,12 +102,33 @@ pub fn with_middleware(router: Router) -> Router {
         ))
         // Outside the limit and timeout layers, so their plain-text errors become problems too.
         .layer(axum::middleware::from_fn(problem_for_plain_errors))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // One log line per request: method, path and request id in the span; status and
+        // latency in the event.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                    )
+                })
                 .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
         )
+        // Outermost, so the id exists before the span is made. A client's own id is kept.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then finishes in-flight requests.

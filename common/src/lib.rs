@@ -5,6 +5,7 @@
 //! - [`feed`]: publishing an Atom feed with RFC 5005 archives and conditional GET.
 //! - [`consumer`]: consuming any such feed exactly once in effect, with a [`consumer::Projection`].
 //! - [`http`]: problem+json errors, middleware, serving with graceful shutdown.
+//! - [`metrics`]: Prometheus registries and request metrics, one registry per service.
 //! - [`clock`]: time as a dependency, and how times are stored.
 //! - [`config`]: parsing shared configuration values (durations).
 //! - [`telemetry`]: `tracing` set-up.
@@ -16,6 +17,7 @@ pub mod db;
 mod error;
 pub mod feed;
 pub mod http;
+pub mod metrics;
 pub mod telemetry;
 
 pub use clock::Clock;

@@ -14,11 +14,14 @@ mod routes;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use common::config::ConsumerArgs;
-use common::consumer::Consumer;
+use common::consumer::{Consumer, ConsumerMetrics};
 use common::db::{Db, Migrations};
+use common::metrics::HttpMetrics;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +72,8 @@ pub struct AppState {
 pub struct InvoicingService {
     pub state: AppState,
     pub consumer: Consumer<Invoices>,
+    http_metrics: HttpMetrics,
+    registry: Arc<Registry>,
 }
 
 impl InvoicingService {
@@ -80,23 +85,34 @@ impl InvoicingService {
         let db = Db::connect(&settings.database_url).await?;
         db.migrate(common::consumer_migrations()).await?;
         db.migrate(migrations()).await?;
+        let mut registry = Registry::default();
+        let http_metrics = HttpMetrics::register(&mut registry);
         let consumer = Consumer::new(
             db.clone(),
             Invoices,
             settings.consumer.settings("invoicing"),
+            ConsumerMetrics::register(&mut registry),
             shutdown,
         )?;
         Ok(InvoicingService {
             state: AppState { db },
             consumer,
+            http_metrics,
+            registry: Arc::new(registry),
         })
     }
 
     pub fn router(&self) -> Router {
-        routes::router(self.state.clone()).merge(common::consumer::router(
+        let router = routes::router(self.state.clone()).merge(common::consumer::router(
             self.consumer.clone(),
             "/invoicing",
-        ))
+        ));
+        common::metrics::instrument(
+            router,
+            self.http_metrics.clone(),
+            self.registry.clone(),
+            "/invoicing/metrics",
+        )
     }
 
     /// Starts polling in the background until shutdown.

@@ -14,11 +14,14 @@ pub mod service;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use common::db::{Db, Migrations};
-use common::feed::{FeedIdentity, FeedSettings, PageSize, Publisher};
+use common::feed::{FeedIdentity, FeedMetrics, FeedSettings, PageSize, Publisher};
+use common::metrics::HttpMetrics;
 use common::Clock;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +77,8 @@ pub struct AppState {
 /// A ready-to-serve order service.
 pub struct OrderService {
     pub state: AppState,
+    http_metrics: HttpMetrics,
+    registry: Arc<Registry>,
 }
 
 impl OrderService {
@@ -93,15 +98,25 @@ impl OrderService {
             path: "/order/feed".to_owned(),
             page_size,
         };
-        let feed = Publisher::open(db.clone(), feed_settings, clock.clone()).await?;
+        let mut registry = Registry::default();
+        let http_metrics = HttpMetrics::register(&mut registry);
+        let feed_metrics = FeedMetrics::register(&mut registry);
+        let feed = Publisher::open(db.clone(), feed_settings, clock.clone(), feed_metrics).await?;
         Ok(OrderService {
             state: AppState { db, feed, clock },
+            http_metrics,
+            registry: Arc::new(registry),
         })
     }
 
     /// The routes under `/order/`, without middleware (the caller adds it once).
     pub fn router(&self) -> Router {
-        routes::router(self.state.clone())
+        common::metrics::instrument(
+            routes::router(self.state.clone()),
+            self.http_metrics.clone(),
+            self.registry.clone(),
+            "/order/metrics",
+        )
     }
 }
 

@@ -14,11 +14,14 @@ mod routes;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use common::config::ConsumerArgs;
-use common::consumer::Consumer;
+use common::consumer::{Consumer, ConsumerMetrics};
 use common::db::{Db, Migrations};
+use common::metrics::HttpMetrics;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +72,8 @@ pub struct AppState {
 pub struct ShippingService {
     pub state: AppState,
     pub consumer: Consumer<Shipments>,
+    http_metrics: HttpMetrics,
+    registry: Arc<Registry>,
 }
 
 impl ShippingService {
@@ -80,21 +85,32 @@ impl ShippingService {
         let db = Db::connect(&settings.database_url).await?;
         db.migrate(common::consumer_migrations()).await?;
         db.migrate(migrations()).await?;
+        let mut registry = Registry::default();
+        let http_metrics = HttpMetrics::register(&mut registry);
         let consumer = Consumer::new(
             db.clone(),
             Shipments,
             settings.consumer.settings("shipping"),
+            ConsumerMetrics::register(&mut registry),
             shutdown,
         )?;
         Ok(ShippingService {
             state: AppState { db },
             consumer,
+            http_metrics,
+            registry: Arc::new(registry),
         })
     }
 
     pub fn router(&self) -> Router {
-        routes::router(self.state.clone())
-            .merge(common::consumer::router(self.consumer.clone(), "/shipping"))
+        let router = routes::router(self.state.clone())
+            .merge(common::consumer::router(self.consumer.clone(), "/shipping"));
+        common::metrics::instrument(
+            router,
+            self.http_metrics.clone(),
+            self.registry.clone(),
+            "/shipping/metrics",
+        )
     }
 
     /// Starts polling in the background until shutdown.

@@ -9,4 +9,5 @@ mod feed_format;
 mod feed_ordering;
 mod helpers;
 mod hostile_feed;
+mod metrics;
 mod orders;

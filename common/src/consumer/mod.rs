@@ -11,6 +11,7 @@
 
 mod backoff;
 pub mod client;
+mod metrics;
 pub mod page;
 mod routes;
 pub mod store;
@@ -31,6 +32,7 @@ use url::Url;
 
 pub use backoff::Backoff;
 pub use client::{ClientLimits, FeedClient, FetchError};
+pub use metrics::ConsumerMetrics;
 pub use page::{FeedEntry, FeedPage};
 pub use routes::router;
 
@@ -117,8 +119,22 @@ enum PollError {
     Cancelled,
 }
 
+impl PollError {
+    /// The `kind` label of `consumer_poll_errors`.
+    fn kind(&self) -> &'static str {
+        match self {
+            PollError::Fetch(FetchError::Transient(_)) => "transient",
+            PollError::Fetch(FetchError::Permanent(_)) => "permanent",
+            PollError::Feed(_) => "feed",
+            PollError::Db(_) => "database",
+            PollError::Cancelled => "cancelled",
+        }
+    }
+}
+
 struct Inner<P: Projection> {
     db: Db,
+    metrics: ConsumerMetrics,
     projection: P,
     client: FeedClient,
     settings: ConsumerSettings,
@@ -158,12 +174,14 @@ impl<P: Projection> Consumer<P> {
         db: Db,
         projection: P,
         settings: ConsumerSettings,
+        metrics: ConsumerMetrics,
         shutdown: CancellationToken,
     ) -> Result<Consumer<P>, Error> {
         let client = FeedClient::new(&settings.feed_url, settings.limits.clone())?;
         Ok(Consumer {
             inner: Arc::new(Inner {
                 db,
+                metrics,
                 projection,
                 client,
                 settings,
@@ -237,6 +255,7 @@ impl<P: Projection> Consumer<P> {
                 handled,
             },
             Err(e) => {
+                ConsumerMetrics::inc(&self.inner.metrics.poll_errors, e.kind());
                 if !matches!(e, PollError::Cancelled) {
                     tracing::warn!(feed = %self.inner.settings.feed_url, error = %e, "poll failed");
                 }
@@ -248,6 +267,19 @@ impl<P: Projection> Consumer<P> {
                 }
             }
         };
+        let m = &self.inner.metrics;
+        ConsumerMetrics::inc(&m.polls, report.status);
+        if handled > 0 || report.status == "error" {
+            if let Ok(n) = store::parked_count(&self.inner.db).await {
+                m.parked.set(n);
+            }
+        }
+        if let Ok(checkpoint) = store::checkpoint(&self.inner.db).await {
+            let status = lock(&self.inner.status);
+            m.lag_entries.set(status.pending as i64);
+            m.lag_seconds
+                .set((status.head_updated_us - checkpoint.entry_updated_us).max(0) as f64 / 1e6);
+        }
         let mut status = lock(&self.inner.status);
         if report.status == "error" {
             status.consecutive_failures = status.consecutive_failures.saturating_add(1);
@@ -428,6 +460,7 @@ impl<P: Projection> Consumer<P> {
                 Err(FetchError::Permanent(reason)) => return Ok(Err(reason)),
                 Err(FetchError::Transient(reason)) => {
                     attempt += 1;
+                    ConsumerMetrics::inc(&self.inner.metrics.retries, "details");
                     let delay = self.inner.settings.backoff.delay(attempt);
                     tracing::warn!(entry_id = %entry.id, attempt, error = %reason, ?delay, "details fetch failed; retrying");
                     self.sleep(delay).await?;
@@ -448,6 +481,7 @@ impl<P: Projection> Consumer<P> {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     attempt += 1;
+                    ConsumerMetrics::inc(&self.inner.metrics.retries, "apply");
                     let delay = self.inner.settings.backoff.delay(attempt);
                     tracing::warn!(entry_id = %entry.id, attempt, error = %e, "applying failed; retrying");
                     self.sleep(delay).await?;
@@ -483,6 +517,7 @@ impl<P: Projection> Consumer<P> {
         };
         store::advance(tx.conn(), entry, outcome, now_us).await?;
         tx.commit().await?;
+        ConsumerMetrics::inc(&self.inner.metrics.entries, outcome);
         if outcome == "parked" {
             tracing::warn!(entry_id = %entry.id, reason = %what, "entry parked");
         } else {

@@ -16,6 +16,10 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -52,8 +56,42 @@ struct Rendered {
     last_modified: Option<HeaderValue>,
 }
 
+/// Feed responses by page kind and status (the 304 ratio is what a cache-friendly feed is about).
+#[derive(Clone, Default)]
+pub struct FeedMetrics {
+    responses: Family<FeedLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedLabels {
+    page: &'static str,
+    status: u16,
+}
+
+impl FeedMetrics {
+    pub fn register(registry: &mut Registry) -> FeedMetrics {
+        let m = FeedMetrics::default();
+        registry.register(
+            "feed_responses",
+            "Feed pages served, by page kind (head, archive) and status (200, 304, 307)",
+            m.responses.clone(),
+        );
+        m
+    }
+
+    fn count(&self, page: &'static str, response: &Response) {
+        self.responses
+            .get_or_create(&FeedLabels {
+                page,
+                status: response.status().as_u16(),
+            })
+            .inc();
+    }
+}
+
 struct Inner {
     settings: FeedSettings,
+    metrics: FeedMetrics,
     db: Db,
     clock: Clock,
     /// The newest committed entry. Only ever moves forward.
@@ -71,13 +109,19 @@ pub struct Publisher {
 
 impl Publisher {
     /// Loads the head from the database. The feed tables come from [`crate::migrations`].
-    pub async fn open(db: Db, settings: FeedSettings, clock: Clock) -> Result<Publisher, Error> {
+    pub async fn open(
+        db: Db,
+        settings: FeedSettings,
+        clock: Clock,
+        metrics: FeedMetrics,
+    ) -> Result<Publisher, Error> {
         store::check_page_size(&db, settings.page_size.get()).await?;
         let newest = store::newest(&db).await?;
         let cache_size = NonZeroUsize::new(ARCHIVE_CACHE_PAGES).unwrap_or(NonZeroUsize::MIN);
         Ok(Publisher {
             inner: Arc::new(Inner {
                 settings,
+                metrics,
                 db,
                 clock,
                 head: watch::Sender::new(newest),
@@ -123,6 +167,12 @@ impl Publisher {
 
     /// `GET {path}`: the subscription document.
     pub async fn head(&self, request: &HeaderMap) -> Result<Response, Error> {
+        let response = self.head_response(request).await?;
+        self.inner.metrics.count("head", &response);
+        Ok(response)
+    }
+
+    async fn head_response(&self, request: &HeaderMap) -> Result<Response, Error> {
         let head = *self.inner.head.borrow();
         let size = self.inner.settings.page_size;
         let etag = format!("\"h{}-{}\"", size.get(), head.position);
@@ -180,6 +230,12 @@ impl Publisher {
 
     /// `GET {path}/archive/{page}`: an immutable archive page.
     pub async fn archive(&self, page: i64, request: &HeaderMap) -> Result<Response, Error> {
+        let response = self.archive_response(page, request).await?;
+        self.inner.metrics.count("archive", &response);
+        Ok(response)
+    }
+
+    async fn archive_response(&self, page: i64, request: &HeaderMap) -> Result<Response, Error> {
         let size = self.inner.settings.page_size;
         let full = size.full_pages(self.head_position());
         if page == full + 1 {
