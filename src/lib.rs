@@ -74,6 +74,7 @@ pub async fn run(
             feed_page_size: config.feed_page_size,
         },
         Clock::System,
+        shutdown.clone(),
     )
     .await?;
     // The consumers read the feed over real HTTP from this very process.

@@ -33,6 +33,10 @@ pub struct ConsumerArgs {
     /// Time between polls of the feed head.
     #[arg(long, env = "POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+    /// Long-poll the feed head for up to this long (`Prefer: wait`); `0s` polls plainly.
+    /// Servers that ignore it are polled every POLL_INTERVAL.
+    #[arg(long, env = "LONG_POLL", default_value = "20s", value_parser = parse_duration)]
+    pub long_poll: Duration,
     /// Total time allowed for one outbound request, body included.
     #[arg(long, env = "HTTP_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub http_timeout: Duration,
@@ -58,6 +62,7 @@ impl ConsumerArgs {
             name: name.to_owned(),
             feed_url: self.feed_url.clone(),
             poll_interval: self.poll_interval,
+            long_poll: (!self.long_poll.is_zero()).then_some(self.long_poll),
             limits: crate::consumer::ClientLimits {
                 connect_timeout: self.http_connect_timeout,
                 timeout: self.http_timeout,
@@ -76,6 +81,7 @@ impl ConsumerArgs {
         ConsumerArgs {
             feed_url,
             poll_interval: Duration::from_secs(1),
+            long_poll: Duration::from_secs(20),
             http_timeout: Duration::from_secs(5),
             http_connect_timeout: Duration::from_secs(1),
             retry_base: Duration::from_millis(100),

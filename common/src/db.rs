@@ -34,6 +34,8 @@ pub struct Migrations {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Kept for connections outside the pool (Postgres LISTEN).
+    url: Arc<str>,
     backend: Backend,
     /// SQLite allows one writer at a time and fails rather than waits when a reading transaction
     /// tries to upgrade to a writer. Serializing our own writers in-process avoids both busy
@@ -114,6 +116,7 @@ impl Db {
             .map_err(|e| Error::Connect(redact(&url), e))?;
         Ok(Db {
             pool,
+            url: Arc::from(url.as_str()),
             backend,
             sqlite_writer: Arc::new(Mutex::new(())),
         })
@@ -137,6 +140,18 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A dedicated Postgres connection listening on `channel`; `None` on SQLite.
+    pub async fn listen(&self, channel: &str) -> Result<Option<sqlx::postgres::PgListener>, Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url)
+            .await
+            .map_err(|e| Error::Connect(redact(&self.url), e))?;
+        listener.listen(channel).await?;
+        Ok(Some(listener))
     }
 
     /// Starts a transaction that will write.

@@ -72,6 +72,8 @@ pub struct AppState {
     pub feed: Publisher,
     /// The source of order and entry times; tests replace it.
     pub clock: Clock,
+    /// Ends long polls when the service stops.
+    pub shutdown: CancellationToken,
 }
 
 /// A ready-to-serve order service.
@@ -83,7 +85,11 @@ pub struct OrderService {
 
 impl OrderService {
     /// Connects, migrates, seeds the catalog and loads the feed head.
-    pub async fn build(settings: &Settings, clock: Clock) -> Result<OrderService, Error> {
+    pub async fn build(
+        settings: &Settings,
+        clock: Clock,
+        shutdown: CancellationToken,
+    ) -> Result<OrderService, Error> {
         let db = Db::connect(&settings.database_url).await?;
         db.migrate(common::publisher_migrations()).await?;
         db.migrate(migrations()).await?;
@@ -102,8 +108,14 @@ impl OrderService {
         let http_metrics = HttpMetrics::register(&mut registry);
         let feed_metrics = FeedMetrics::register(&mut registry);
         let feed = Publisher::open(db.clone(), feed_settings, clock.clone(), feed_metrics).await?;
+        feed.follow_other_writers(shutdown.clone()).await?;
         Ok(OrderService {
-            state: AppState { db, feed, clock },
+            state: AppState {
+                db,
+                feed,
+                clock,
+                shutdown,
+            },
             http_metrics,
             registry: Arc::new(registry),
         })
@@ -126,7 +138,7 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), anyhow::Error> {
-    let service = OrderService::build(&settings, Clock::System).await?;
+    let service = OrderService::build(&settings, Clock::System, shutdown.clone()).await?;
     let router = common::http::with_middleware(service.router());
     tracing::info!(addr = %listener.local_addr()?, "order service listening");
     common::http::serve(listener, router, shutdown).await?;

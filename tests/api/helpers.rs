@@ -26,6 +26,20 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestDb {
+    /// Another handle on the same database (the original keeps any temporary folder alive).
+    pub fn shared(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            _dir: None,
+        }
+    }
+}
+
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 pub async fn fresh_db(label: &str) -> TestDb {
@@ -94,12 +108,12 @@ pub async fn spawn_order_on(db: TestDb, options: OrderOptions) -> OrderApp {
         database_url: db.url.clone(),
         feed_page_size: options.page_size,
     };
-    let service = OrderService::build(&settings, options.clock.clone())
+    let shutdown = CancellationToken::new();
+    let service = OrderService::build(&settings, options.clock.clone(), shutdown.clone())
         .await
         .expect("order service builds");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
     let faults = Arc::new(Faults::default());
     let router = service.router().layer(axum::middleware::from_fn_with_state(
         faults.clone(),

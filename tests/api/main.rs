@@ -9,5 +9,6 @@ mod feed_format;
 mod feed_ordering;
 mod helpers;
 mod hostile_feed;
+mod long_poll;
 mod metrics;
 mod orders;

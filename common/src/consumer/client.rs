@@ -55,6 +55,17 @@ pub struct Fetched {
     pub url: Url,
 }
 
+/// What a long poll of the head found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The head changed (or the validators were stale): poll now.
+    Changed,
+    /// The server held the request for the whole wait and nothing changed.
+    Unchanged,
+    /// The server answered at once without `Preference-Applied`: it does not long-poll.
+    Unsupported,
+}
+
 /// The result of a conditional GET.
 pub enum Conditional {
     NotModified,
@@ -127,6 +138,46 @@ impl FeedClient {
             self.limits.max_page_bytes,
         )
         .await
+    }
+
+    /// Long-polls the head: a conditional GET with `Prefer: wait=N` (RFC 7240), which a
+    /// supporting server holds until the feed changes. The body of a change is not read: the
+    /// caller polls next and handles it.
+    pub async fn wait_for_change(
+        &self,
+        url: &Url,
+        validators: &Validators,
+        wait: Duration,
+    ) -> Result<Waited, FetchError> {
+        let mut request = self
+            .http
+            .get(url.clone())
+            .header("prefer", format!("wait={}", wait.as_secs()))
+            .timeout(wait + self.limits.timeout);
+        if let Some(etag) = &validators.etag {
+            request = request.header(IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(lm) = &validators.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, lm.clone());
+        }
+        let response = request.send().await.map_err(|e| classify(url, &e))?;
+        let status = response.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(FetchError::Transient(format!("{url}: HTTP {status}")));
+        }
+        if status == StatusCode::NOT_MODIFIED {
+            let applied = response
+                .headers()
+                .get("preference-applied")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("wait"));
+            return Ok(if applied {
+                Waited::Unchanged
+            } else {
+                Waited::Unsupported
+            });
+        }
+        Ok(Waited::Changed)
     }
 
     /// GET a details document (JSON).

@@ -76,6 +76,8 @@ pub struct ConsumerSettings {
     pub name: String,
     pub feed_url: Url,
     pub poll_interval: Duration,
+    /// Long-poll the head for up to this long between polls (`None`: plain polling).
+    pub long_poll: Option<Duration>,
     pub limits: ClientLimits,
     /// Backoff of retried requests and of polls after failures.
     pub backoff: Backoff,
@@ -209,21 +211,39 @@ impl<P: Projection> Consumer<P> {
 
     async fn run_loop(self) {
         let shutdown = self.inner.shutdown.clone();
+        let settings = &self.inner.settings;
+        let mut long_poll = settings.long_poll;
         while !shutdown.is_cancelled() {
             self.poll().await;
             let failures = lock(&self.inner.status).consecutive_failures;
-            let wait = if failures == 0 {
-                self.inner.settings.poll_interval
-            } else {
-                self.inner
-                    .settings
-                    .backoff
-                    .delay(failures)
-                    .max(self.inner.settings.poll_interval)
-            };
+            let mut pause = settings.poll_interval;
+            if failures > 0 {
+                pause = settings.backoff.delay(failures).max(settings.poll_interval);
+            } else if let Some(wait) = long_poll {
+                let validators = self.inner.polling.lock().await.clone();
+                let waited = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.inner.wake.notified() => continue,
+                    w = self.inner.client.wait_for_change(&settings.feed_url, &validators, wait) => w,
+                };
+                match waited {
+                    Ok(client::Waited::Changed | client::Waited::Unchanged) => continue,
+                    Ok(client::Waited::Unsupported) => {
+                        tracing::info!(
+                            "the feed server does not long-poll; polling every {:?}",
+                            settings.poll_interval
+                        );
+                        long_poll = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "long poll failed");
+                        pause = settings.backoff.delay(1).max(settings.poll_interval);
+                    }
+                }
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {},
+                _ = tokio::time::sleep(pause) => {},
                 _ = self.inner.wake.notified() => {},
             }
         }

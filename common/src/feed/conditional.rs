@@ -151,3 +151,57 @@ mod tests {
         assert!(!not_modified(&request(None, Some(LM)), v));
     }
 }
+
+/// Longest a long poll may wait.
+pub const MAX_WAIT_SECS: u64 = 30;
+
+/// How long the client asks to wait for a change: `?wait=N` (seconds; malformed is an error)
+/// or `Prefer: wait=N` (RFC 7240 §4.3; malformed is ignored, as preferences are optional).
+/// Capped at [`MAX_WAIT_SECS`]; 0 means no wait.
+pub fn requested_wait(
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<std::time::Duration>, String> {
+    let secs = match query {
+        Some(q) => Some(
+            q.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("wait must be a whole number of seconds, got {q:?}"))?,
+        ),
+        None => headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([',', ';']))
+            .filter_map(|p| p.trim().strip_prefix("wait="))
+            .find_map(|n| n.trim().trim_matches('"').parse::<u64>().ok()),
+    };
+    Ok(secs
+        .filter(|s| *s > 0)
+        .map(|s| std::time::Duration::from_secs(s.min(MAX_WAIT_SECS))))
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use std::time::Duration;
+
+    #[test]
+    fn wait_comes_from_the_query_or_the_prefer_header_and_is_capped() {
+        let mut h = HeaderMap::new();
+        assert_eq!(requested_wait(&h, None), Ok(None));
+        assert_eq!(
+            requested_wait(&h, Some("5")),
+            Ok(Some(Duration::from_secs(5)))
+        );
+        assert_eq!(requested_wait(&h, Some("0")), Ok(None));
+        assert!(requested_wait(&h, Some("soon")).is_err());
+        h.insert("prefer", HeaderValue::from_static("respond-async, wait=12"));
+        assert_eq!(requested_wait(&h, None), Ok(Some(Duration::from_secs(12))));
+        h.insert("prefer", HeaderValue::from_static("wait=999"));
+        assert_eq!(requested_wait(&h, None), Ok(Some(Duration::from_secs(30))));
+        h.insert("prefer", HeaderValue::from_static("wait=later"));
+        assert_eq!(requested_wait(&h, None), Ok(None));
+    }
+}

@@ -12,6 +12,7 @@ mod store;
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -22,11 +23,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-pub use conditional::{not_modified, Validators};
+pub use conditional::{not_modified, requested_wait, Validators, MAX_WAIT_SECS};
 pub use paging::{PageSize, Position};
 pub use render::{render, FeedIdentity, PageLinks, HISTORY_NS};
-pub use store::{Appended, NewEntry, StoredEntry};
+pub use store::{Appended, NewEntry, StoredEntry, NOTIFY_CHANNEL};
 
 use crate::db::{Db, WriteTx};
 use crate::{Clock, Error};
@@ -139,6 +141,11 @@ impl Publisher {
     /// Commits `tx` and then makes the appended entry visible to head validators.
     pub async fn commit(&self, tx: WriteTx, appended: Appended) -> Result<(), Error> {
         tx.commit().await?;
+        self.advance(appended);
+        Ok(())
+    }
+
+    fn advance(&self, appended: Appended) {
         self.inner.head.send_if_modified(|head| {
             // Concurrent committers may report out of order; keep the newest.
             if appended.position > head.position {
@@ -146,6 +153,33 @@ impl Publisher {
                 true
             } else {
                 false
+            }
+        });
+    }
+
+    /// On Postgres, follows appends made by other processes on the same database (LISTEN),
+    /// until `shutdown`. Does nothing on SQLite, where one process owns the file.
+    pub async fn follow_other_writers(&self, shutdown: CancellationToken) -> Result<(), Error> {
+        let Some(mut listener) = self.inner.db.listen(store::NOTIFY_CHANNEL).await? else {
+            return Ok(());
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    // A periodic refresh also covers notifications lost while reconnecting.
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => Ok(()),
+                    n = listener.recv() => n.map(|_| ()),
+                };
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, "feed LISTEN connection failed; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                match store::newest(&this.inner.db).await {
+                    Ok(newest) => this.advance(newest),
+                    Err(e) => tracing::warn!(error = %e, "cannot refresh the feed head"),
+                }
             }
         });
         Ok(())
@@ -165,9 +199,39 @@ impl Publisher {
         &self.inner.settings
     }
 
-    /// `GET {path}`: the subscription document.
-    pub async fn head(&self, request: &HeaderMap) -> Result<Response, Error> {
-        let response = self.head_response(request).await?;
+    /// `GET {path}`: the subscription document. With `wait`, a request that would get a `304`
+    /// is held until an entry commits, the wait ends, or `shutdown`, holding no database
+    /// connection meanwhile (long polling).
+    pub async fn head(
+        &self,
+        request: &HeaderMap,
+        wait: Option<Duration>,
+        shutdown: &CancellationToken,
+    ) -> Result<Response, Error> {
+        // Subscribe before looking at the head, so a commit in between is not missed.
+        let mut changes = self.inner.head.subscribe();
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        let mut response = loop {
+            let response = self.head_response(request).await?;
+            let Some(deadline) = deadline else {
+                break response;
+            };
+            if response.status() != StatusCode::NOT_MODIFIED {
+                break response;
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break response },
+                _ = tokio::time::sleep_until(deadline) => break response,
+                _ = shutdown.cancelled() => break response,
+            }
+        };
+        if let Some(w) = wait {
+            // RFC 7240 §3: tell the client its preference was honoured.
+            let applied = format!("wait={}", w.as_secs());
+            response
+                .headers_mut()
+                .insert("preference-applied", header_value(&applied));
+        }
         self.inner.metrics.count("head", &response);
         Ok(response)
     }

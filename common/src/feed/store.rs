@@ -7,6 +7,9 @@ use super::paging::Position;
 use crate::db::{Backend, Db, WriteTx};
 use crate::{Clock, Error};
 
+/// Postgres channel that announces appended positions to every publisher on the database.
+pub const NOTIFY_CHANNEL: &str = "feedline_feed";
+
 /// Key of the Postgres advisory lock that serializes appends to the feed.
 const APPEND_LOCK: i64 = 0x4645_4544_4c49_4e45; // "FEEDLINE"
 
@@ -89,6 +92,15 @@ pub async fn append(
     .bind(updated_us)
     .execute(&mut *conn)
     .await?;
+    if backend == Backend::Postgres {
+        // Delivered at commit, to every listener: other instances serving this feed wake
+        // their long polls and refresh their in-memory head.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(position.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(Appended {
         position,
         updated_us,

@@ -1,0 +1,208 @@
+//! Long polling: `Prefer: wait=N` / `?wait=N` holds a poll of an unchanged head until an entry
+//! commits; consumers use it and fall back to plain polling when a server ignores it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::consumer_helpers::{spawn_consumer_on, test_args, Kind};
+use crate::helpers::{fresh_db, on_postgres, spawn_order, spawn_order_on, OrderOptions};
+
+/// A waiting poll is answered with the new entry as soon as it commits.
+#[tokio::test]
+async fn a_long_poll_is_answered_as_soon_as_an_entry_commits() {
+    let app = Arc::new(spawn_order(OrderOptions::default()).await);
+    let etag = app
+        .get("/order/feed")
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let started = Instant::now();
+    let waiting = {
+        let (app, etag) = (app.clone(), etag.clone());
+        tokio::spawn(async move {
+            app.get_with(
+                "/order/feed",
+                &[("if-none-match", &etag), ("prefer", "wait=20")],
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the poll waits while nothing changes"
+    );
+
+    let id = app.place(2).await;
+    let reply = waiting.await.unwrap();
+
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("preference-applied"), Some("wait=20"));
+    assert_eq!(
+        reply.feed().entries()[0].id(),
+        format!("urn:feedline:order:{id}:v1")
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// With no change, the wait ends with a 304 after the requested time; `?wait=` works too,
+/// waits are capped at 30 s, and a malformed `?wait=` is a 400.
+#[tokio::test]
+async fn an_unchanged_long_poll_ends_with_304_after_the_wait() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let etag = app
+        .get("/order/feed")
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
+
+    let started = Instant::now();
+    let reply = app
+        .get_with("/order/feed?wait=1", &[("if-none-match", &etag)])
+        .await;
+
+    assert_eq!(reply.status, 304);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(reply.header("preference-applied"), Some("wait=1"));
+    let capped = app
+        .get_with(
+            "/order/feed",
+            &[("if-none-match", "\"stale\""), ("prefer", "wait=600")],
+        )
+        .await;
+    assert_eq!(capped.status, 200, "a changed feed is answered at once");
+    assert_eq!(capped.header("preference-applied"), Some("wait=30"));
+    app.get("/order/feed?wait=soon").await.assert_problem(400);
+}
+
+/// A consumer with a 30 s poll interval still sees a new order within a few seconds: it
+/// long-polls between polls.
+#[tokio::test]
+async fn consumers_long_poll_by_default() {
+    let order = spawn_order(OrderOptions::default()).await;
+    let mut args = test_args(&order.url("/order/feed"));
+    args.poll_interval = Duration::from_secs(30);
+    args.long_poll = Duration::from_secs(20);
+    let invoicing = spawn_consumer_on(Kind::Invoicing, fresh_db("invoicing").await, args).await;
+    let _poller = invoicing.start_polling();
+    for _ in 0..100 {
+        if !invoicing.report().await["lastPoll"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+
+    let id = order.place(1).await;
+    let mut seen = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        if invoicing.get(&Kind::Invoicing.copy_path(id)).await.status == 200 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    assert!(seen, "invoice visible well before the 30 s poll interval");
+}
+
+/// Against a server that ignores `Prefer: wait`, a consumer polls at its interval instead of
+/// spinning.
+#[tokio::test]
+async fn consumers_fall_back_to_plain_polling() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let feed = r#"<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><id>urn:s</id><title>s</title><updated>2026-01-01T00:00:00Z</updated></feed>"#;
+    let router = Router::new().route(
+        "/feed",
+        get(move |headers: axum::http::HeaderMap| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if headers
+                    .get("if-none-match")
+                    .is_some_and(|v| v == "\"static\"")
+                {
+                    return axum::http::StatusCode::NOT_MODIFIED.into_response();
+                }
+                ([(header::ETAG, "\"static\"")], feed).into_response()
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/feed", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mut args = test_args(&url);
+    args.poll_interval = Duration::from_millis(200);
+    let invoicing = spawn_consumer_on(Kind::Invoicing, fresh_db("invoicing").await, args).await;
+
+    let _poller = invoicing.start_polling();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let n = hits.load(Ordering::SeqCst);
+    assert!(
+        (3..=40).contains(&n),
+        "{n} requests in 2 s at a 200 ms interval"
+    );
+    assert_eq!(
+        invoicing.report().await["lastPoll"]["status"],
+        "not-modified"
+    );
+}
+
+/// On Postgres, a commit through one order instance wakes long polls held by another (LISTEN/
+/// NOTIFY), well before the periodic refresh. On SQLite one process owns the file, so there is
+/// no second instance to wake.
+#[tokio::test]
+async fn a_commit_on_one_instance_wakes_long_polls_on_another() {
+    if !on_postgres() {
+        eprintln!("skipped: needs TEST_DATABASE_URL=postgres://…");
+        return;
+    }
+    let db = fresh_db("order").await;
+    let shared = db.shared();
+    let a = spawn_order_on(db, OrderOptions::default()).await;
+    let b = Arc::new(spawn_order_on(shared, OrderOptions::default()).await);
+    let etag = b
+        .get("/order/feed")
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let waiting = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let reply = b
+                .get_with(
+                    "/order/feed",
+                    &[("if-none-match", &etag), ("prefer", "wait=20")],
+                )
+                .await;
+            (reply, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    a.place(1).await;
+    let (reply, elapsed) = waiting.await.unwrap();
+
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.feed().entries().len(), 1);
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "woken by NOTIFY, not the 5 s refresh: {elapsed:?}"
+    );
+}
