@@ -6,11 +6,14 @@
 mod landing;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use axum::Router;
 use common::config::ConsumerArgs;
 use common::Clock;
+use invoicing::InvoicingService;
+use order::OrderService;
+use shipping::ShippingService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -27,32 +30,100 @@ pub struct Config {
     /// Folder for the services' SQLite files (created when missing).
     #[arg(long, env = "FEEDLINE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
-    /// Entries per feed archive page. Fixed for the life of a feed.
-    #[arg(long, env = "FEED_PAGE_SIZE", default_value_t = 20)]
-    pub feed_page_size: i64,
+    /// Entries per feed archive page, fixed for the life of a feed: 20 for a new feed when
+    /// unset; an existing feed keeps its size and refuses a different one.
+    #[arg(long, env = "FEED_PAGE_SIZE")]
+    pub feed_page_size: Option<i64>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Throw away invoicing's and shipping's copies and checkpoints, re-read the whole order
+    /// feed, and exit. Stop the running server first.
+    Rebuild,
+}
+
+/// The three services, built on the data folder, with consumers reading `feed_url`.
+struct Services {
+    order: OrderService,
+    invoicing: InvoicingService,
+    shipping: ShippingService,
+}
+
+impl Services {
+    async fn build(
+        config: &Config,
+        feed_url: url::Url,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Services> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data folder {}: {e}", dir.display()))?;
+        let order_settings = order::Settings {
+            database_url: sqlite_url(dir, "order"),
+            feed_page_size: config.feed_page_size,
+        };
+        let order = OrderService::build(&order_settings, Clock::System, shutdown.clone()).await?;
+        let consumer = ConsumerArgs::for_feed(feed_url);
+        let invoicing = InvoicingService::build(
+            &invoicing::Settings {
+                database_url: sqlite_url(dir, "invoicing"),
+                consumer: consumer.clone(),
+            },
+            shutdown.clone(),
+        )
+        .await?;
+        let shipping = ShippingService::build(
+            &shipping::Settings {
+                database_url: sqlite_url(dir, "shipping"),
+                consumer,
+            },
+            shutdown.clone(),
+        )
+        .await?;
+        Ok(Services {
+            order,
+            invoicing,
+            shipping,
+        })
+    }
+
+    fn router(&self) -> Router {
+        let router = Router::new()
+            .merge(landing::router())
+            .merge(self.order.router())
+            .merge(self.invoicing.router())
+            .merge(self.shipping.router());
+        common::http::with_middleware(router)
+    }
+
+    async fn close(&self) {
+        for db in [
+            &self.order.state.db,
+            &self.invoicing.state.db,
+            &self.shipping.state.db,
+        ] {
+            db.close().await;
+        }
+    }
 }
 
 /// `http://127.0.0.1:PORT/order/feed` for a listener on any address (0.0.0.0 is not
 /// connectable).
 fn local_feed_url(addr: SocketAddr) -> anyhow::Result<url::Url> {
-    let host = if addr.ip().is_unspecified() {
-        match addr {
-            SocketAddr::V4(_) => "127.0.0.1".to_owned(),
-            SocketAddr::V6(_) => "[::1]".to_owned(),
-        }
-    } else {
-        match addr {
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        }
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && addr.is_ipv4() => "127.0.0.1".parse()?,
+        ip if ip.is_unspecified() => "::1".parse()?,
+        ip => ip,
     };
-    Ok(url::Url::parse(&format!(
-        "http://{host}:{}/order/feed",
-        addr.port()
-    ))?)
+    let addr = SocketAddr::new(ip, addr.port());
+    Ok(url::Url::parse(&format!("http://{addr}/order/feed"))?)
 }
 
-fn sqlite_url(dir: &std::path::Path, service: &str) -> String {
+fn sqlite_url(dir: &Path, service: &str) -> String {
     format!("sqlite://{}/{service}.db", dir.display())
 }
 
@@ -62,53 +133,48 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create data folder {}: {e}",
-            config.data_dir.display()
-        )
-    })?;
-    let order = order::OrderService::build(
-        &order::Settings {
-            database_url: sqlite_url(&config.data_dir, "order"),
-            feed_page_size: config.feed_page_size,
-        },
-        Clock::System,
-        shutdown.clone(),
-    )
-    .await?;
     // The consumers read the feed over real HTTP from this very process.
-    let consumer = ConsumerArgs::for_feed(local_feed_url(listener.local_addr()?)?);
-    let invoicing = invoicing::InvoicingService::build(
-        &invoicing::Settings {
-            database_url: sqlite_url(&config.data_dir, "invoicing"),
-            consumer: consumer.clone(),
-        },
-        shutdown.clone(),
-    )
-    .await?;
-    let shipping = shipping::ShippingService::build(
-        &shipping::Settings {
-            database_url: sqlite_url(&config.data_dir, "shipping"),
-            consumer,
-        },
-        shutdown.clone(),
-    )
-    .await?;
-    let router = Router::new()
-        .merge(landing::router())
-        .merge(order.router())
-        .merge(invoicing.router())
-        .merge(shipping.router());
-    let router = common::http::with_middleware(router);
-    tracing::info!(addr = %listener.local_addr()?, data = %config.data_dir.display(), "feedline listening");
-    let pollers = [invoicing.start(), shipping.start()];
-    common::http::serve(listener, router, shutdown).await?;
+    let feed_url = local_feed_url(listener.local_addr()?)?;
+    let services = Services::build(&config, feed_url, &shutdown).await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        data = %config.data_dir.display(),
+        "feedline listening"
+    );
+    let pollers = [services.invoicing.start(), services.shipping.start()];
+    common::http::serve(listener, services.router(), shutdown).await?;
     for poller in pollers {
         poller.await?;
     }
-    for db in [&order.state.db, &invoicing.state.db, &shipping.state.db] {
-        db.close().await;
-    }
+    services.close().await;
     Ok(())
+}
+
+/// The `rebuild` command: serves the order feed on a private loopback port for as long as it
+/// takes invoicing and shipping to re-read it from the first page.
+pub async fn rebuild(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let shutdown = CancellationToken::new();
+    let services =
+        Services::build(&config, local_feed_url(listener.local_addr()?)?, &shutdown).await?;
+    let server = tokio::spawn(common::http::serve(
+        listener,
+        services.order.router(),
+        shutdown.clone(),
+    ));
+    let result = async {
+        let invoices = services.invoicing.consumer.rebuild().await?;
+        let shipments = services.shipping.consumer.rebuild().await?;
+        tracing::info!(
+            invoicing = invoices.handled,
+            shipping = shipments.handled,
+            "rebuilt from the whole feed"
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    shutdown.cancel();
+    server.await??;
+    services.close().await;
+    result
 }

@@ -40,6 +40,16 @@ pub struct Config {
     pub bind: SocketAddr,
     #[command(flatten)]
     pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Throw away every local copy and the checkpoint, re-read the whole feed from its first
+    /// page, and exit. Stop the running service first.
+    Rebuild,
 }
 
 /// What the service needs, however it is started.
@@ -119,6 +129,15 @@ impl InvoicingService {
     pub fn start(&self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.consumer.clone().run())
     }
+}
+
+/// Rebuilds the local copies from the whole feed (the `rebuild` command).
+pub async fn rebuild(settings: Settings) -> Result<(), anyhow::Error> {
+    let service = InvoicingService::build(&settings, CancellationToken::new()).await?;
+    let report = service.consumer.rebuild().await?;
+    tracing::info!(entries = report.handled, "invoicing rebuilt");
+    service.state.db.close().await;
+    Ok(())
 }
 
 /// Serves invoicing alone on `listener` and polls until `shutdown`.

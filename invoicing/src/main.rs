@@ -5,6 +5,9 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init();
     let config = invoicing::Config::parse();
+    if let Some(invoicing::Command::Rebuild) = config.command {
+        return invoicing::rebuild(config.settings).await;
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;

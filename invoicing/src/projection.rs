@@ -74,6 +74,16 @@ impl Projection for Invoices {
         Ok(Outcome::Applied)
     }
 
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM invoice_lines")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM invoices")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     fn describe(o: &OrderDoc) -> String {
         format!("order {} version {} {}", o.id, o.version, o.status.as_str())
     }

@@ -47,9 +47,10 @@ pub struct Settings {
     /// Database: `sqlite://path/file.db` or `postgres://user@host/db`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/order.db")]
     pub database_url: String,
-    /// Entries per archive page. Fixed for the life of a feed.
-    #[arg(long, env = "FEED_PAGE_SIZE", default_value_t = 20, value_parser = parse_page_size)]
-    pub feed_page_size: i64,
+    /// Entries per archive page, fixed for the life of a feed: 20 for a new feed when unset;
+    /// an existing feed keeps its size and refuses a different one.
+    #[arg(long, env = "FEED_PAGE_SIZE", value_parser = parse_page_size)]
+    pub feed_page_size: Option<i64>,
 }
 
 fn parse_page_size(s: &str) -> Result<i64, String> {
@@ -94,7 +95,11 @@ impl OrderService {
         db.migrate(common::publisher_migrations()).await?;
         db.migrate(migrations()).await?;
         catalog::seed(&db).await?;
-        let page_size = PageSize::parse(settings.feed_page_size).map_err(common::Error::Config)?;
+        let page_size = settings
+            .feed_page_size
+            .map(PageSize::parse)
+            .transpose()
+            .map_err(common::Error::Config)?;
         let feed_settings = FeedSettings {
             identity: FeedIdentity {
                 id: "urn:feedline:order:feed".to_owned(),

@@ -68,6 +68,16 @@ impl Projection for Shipments {
         Ok(Outcome::Applied)
     }
 
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM shipment_lines")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM shipments")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     fn describe(o: &OrderDoc) -> String {
         format!("order {} version {} {}", o.id, o.version, o.status.as_str())
     }

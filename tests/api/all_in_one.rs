@@ -15,7 +15,8 @@ async fn all_in_one_serves_the_whole_flow_on_one_port() {
     let config = feedline::Config {
         bind: listener.local_addr().unwrap(),
         data_dir: dir.path().join("data"),
-        feed_page_size: 20,
+        feed_page_size: Some(20),
+        command: None,
     };
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(feedline::run(listener, config, shutdown.clone()));

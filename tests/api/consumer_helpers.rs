@@ -201,6 +201,16 @@ impl ConsumerApp {
         .expect("replay")
     }
 
+    /// Drops every copy and the checkpoint and re-reads the whole feed.
+    pub async fn rebuild(&self) -> serde_json::Value {
+        let report = match &self.service {
+            Service::Invoicing(s) => s.consumer.rebuild().await,
+            Service::Shipping(s) => s.consumer.rebuild().await,
+        }
+        .expect("rebuild");
+        serde_json::to_value(report).expect("report as JSON")
+    }
+
     pub fn start_polling(&self) -> tokio::task::JoinHandle<()> {
         match &self.service {
             Service::Invoicing(s) => s.start(),

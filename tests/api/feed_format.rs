@@ -209,3 +209,37 @@ async fn entry_links_resolve_behind_a_path_preserving_proxy() {
     assert_eq!(direct.status, 200);
     assert_eq!(direct.json()["id"], id);
 }
+
+/// A feed keeps the page size it was created with: restarting without a size keeps it, and
+/// asking for another size is refused with a message saying why.
+#[tokio::test]
+async fn the_page_size_of_an_existing_feed_cannot_change() {
+    let app = spawn_order(OrderOptions::default()).await; // page size 5
+    place_many(&app, 6).await;
+    let db = app.stop().await;
+
+    let settings = |size: Option<i64>| order::Settings {
+        database_url: db.url.clone(),
+        feed_page_size: size,
+    };
+    let other = order::OrderService::build(
+        &settings(Some(7)),
+        common::Clock::System,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    let unset = order::OrderService::build(
+        &settings(None),
+        common::Clock::System,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("an unset size keeps the recorded one");
+
+    let message = other
+        .err()
+        .expect("a different size is refused")
+        .to_string();
+    assert!(message.contains("page size 7 differs from 5"), "{message}");
+    assert_eq!(unset.state.feed.page_size().get(), 5);
+}

@@ -106,7 +106,7 @@ pub async fn spawn_order(options: OrderOptions) -> OrderApp {
 pub async fn spawn_order_on(db: TestDb, options: OrderOptions) -> OrderApp {
     let settings = order::Settings {
         database_url: db.url.clone(),
-        feed_page_size: options.page_size,
+        feed_page_size: Some(options.page_size),
     };
     let shutdown = CancellationToken::new();
     let service = OrderService::build(&settings, options.clock.clone(), shutdown.clone())

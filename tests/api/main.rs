@@ -12,3 +12,4 @@ mod hostile_feed;
 mod long_poll;
 mod metrics;
 mod orders;
+mod rebuild;

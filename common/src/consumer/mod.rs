@@ -65,6 +65,12 @@ pub trait Projection: Send + Sync + 'static {
         details: &Self::Details,
     ) -> impl Future<Output = Result<Outcome, sqlx::Error>> + Send;
 
+    /// Deletes every local copy, for a rebuild from the whole feed.
+    fn reset(
+        &self,
+        conn: &mut AnyConnection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
     /// A few words for log lines, e.g. `order 42 version 2`.
     fn describe(details: &Self::Details) -> String;
 }
@@ -611,6 +617,28 @@ impl<P: Projection> Consumer<P> {
                 })
             }
         }
+    }
+
+    /// Throws away the local copies, handled entries, parked entries and the checkpoint, then
+    /// re-reads the whole feed from its first page. Returns the report of that reading.
+    pub async fn rebuild(&self) -> Result<PollReport, Error> {
+        {
+            let mut validators = self.inner.polling.lock().await;
+            let mut tx = self.inner.db.begin_write().await?;
+            self.inner.projection.reset(tx.conn()).await?;
+            store::reset(tx.conn()).await?;
+            tx.commit().await?;
+            *validators = client::Validators::default();
+        }
+        tracing::info!(name = %self.inner.settings.name, "local copies dropped; re-reading the feed");
+        let report = self.poll().await;
+        if report.status == "error" {
+            return Err(Error::Feed(format!(
+                "rebuild could not read the feed: {}",
+                report.detail.as_deref().unwrap_or("unknown error")
+            )));
+        }
+        Ok(report)
     }
 
     /// Asks the polling loop to poll now.

@@ -29,6 +29,19 @@ pub async fn checkpoint(db: &Db) -> Result<Checkpoint, Error> {
     })
 }
 
+/// Forgets everything the consumer did (for a rebuild).
+pub async fn reset(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    for sql in [
+        "DELETE FROM consumer_handled",
+        "DELETE FROM consumer_parked",
+        "UPDATE consumer_checkpoint SET entry_id = NULL, entry_updated_us = 0, handled = 0 \
+         WHERE id = 1",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 pub async fn is_handled(conn: &mut AnyConnection, entry_id: &str) -> Result<bool, sqlx::Error> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT seq FROM consumer_handled WHERE entry_id = $1")

@@ -48,7 +48,9 @@ pub struct FeedSettings {
     /// Absolute path of the subscription document, e.g. `/order/feed`. Archive page `n` is at
     /// `{path}/archive/{n}`.
     pub path: String,
-    pub page_size: PageSize,
+    /// Entries per archive page: `None` keeps the size the feed was created with
+    /// ([`PageSize::DEFAULT`] for a new feed); a different size than recorded is refused.
+    pub page_size: Option<PageSize>,
 }
 
 /// A rendered page with its validators.
@@ -93,6 +95,7 @@ impl FeedMetrics {
 
 struct Inner {
     settings: FeedSettings,
+    page_size: PageSize,
     metrics: FeedMetrics,
     db: Db,
     clock: Clock,
@@ -117,12 +120,13 @@ impl Publisher {
         clock: Clock,
         metrics: FeedMetrics,
     ) -> Result<Publisher, Error> {
-        store::check_page_size(&db, settings.page_size.get()).await?;
+        let page_size = store::page_size(&db, settings.page_size).await?;
         let newest = store::newest(&db).await?;
         let cache_size = NonZeroUsize::new(ARCHIVE_CACHE_PAGES).unwrap_or(NonZeroUsize::MIN);
         Ok(Publisher {
             inner: Arc::new(Inner {
                 settings,
+                page_size,
                 metrics,
                 db,
                 clock,
@@ -195,6 +199,10 @@ impl Publisher {
         self.inner.head.subscribe()
     }
 
+    pub fn page_size(&self) -> PageSize {
+        self.inner.page_size
+    }
+
     pub fn settings(&self) -> &FeedSettings {
         &self.inner.settings
     }
@@ -238,7 +246,7 @@ impl Publisher {
 
     async fn head_response(&self, request: &HeaderMap) -> Result<Response, Error> {
         let head = *self.inner.head.borrow();
-        let size = self.inner.settings.page_size;
+        let size = self.inner.page_size;
         let etag = format!("\"h{}-{}\"", size.get(), head.position);
         let lm_secs = (head.position > 0).then(|| head.updated_us.div_euclid(1_000_000));
         let validators = Validators {
@@ -268,7 +276,7 @@ impl Publisher {
                 return Ok(page.clone());
             }
         }
-        let size = self.inner.settings.page_size;
+        let size = self.inner.page_size;
         // Only up to `position`: the body must match the ETag even if more has committed since.
         let entries = store::range(&self.inner.db, size.head_start(position), position).await?;
         let full = size.full_pages(position);
@@ -300,7 +308,7 @@ impl Publisher {
     }
 
     async fn archive_response(&self, page: i64, request: &HeaderMap) -> Result<Response, Error> {
-        let size = self.inner.settings.page_size;
+        let size = self.inner.page_size;
         let full = size.full_pages(self.head_position());
         if page == full + 1 {
             // The page being filled is the subscription document; archive links point here
@@ -343,7 +351,7 @@ impl Publisher {
         if let Some(hit) = lock(&self.inner.archives).get(&page) {
             return Ok(hit.clone());
         }
-        let size = self.inner.settings.page_size;
+        let size = self.inner.page_size;
         let (from, to) = size.range(page);
         let entries = store::range(&self.inner.db, from, to).await?;
         if entries.len() as i64 != size.get() {

@@ -14,6 +14,7 @@ pub struct PageSize(i64);
 
 impl PageSize {
     pub const MAX: i64 = 1000;
+    pub const DEFAULT: PageSize = PageSize(20);
 
     pub fn parse(n: i64) -> Result<PageSize, String> {
         if (1..=Self::MAX).contains(&n) {

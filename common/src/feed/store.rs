@@ -3,7 +3,7 @@
 
 use sqlx::AnyConnection;
 
-use super::paging::Position;
+use super::paging::{PageSize, Position};
 use crate::db::{Backend, Db, WriteTx};
 use crate::{Clock, Error};
 
@@ -135,22 +135,33 @@ pub async fn newest(db: &Db) -> Result<Appended, Error> {
     })
 }
 
-/// Records the page size on first use and refuses a different one later: full pages were
+/// The feed's page size: recorded on first use (the requested size, or the default), and
+/// afterwards the recorded one. A request for a different size is refused: full pages were
 /// promised to caches as immutable.
-pub async fn check_page_size(db: &Db, size: i64) -> Result<(), Error> {
-    sqlx::query("INSERT INTO feed_meta (name, value) VALUES ('page_size', $1) ON CONFLICT (name) DO NOTHING")
-        .bind(size.to_string())
-        .execute(db.pool())
-        .await?;
+pub async fn page_size(db: &Db, requested: Option<PageSize>) -> Result<PageSize, Error> {
+    let initial = requested.unwrap_or(PageSize::DEFAULT).get();
+    sqlx::query(
+        "INSERT INTO feed_meta (name, value) VALUES ('page_size', $1) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(initial.to_string())
+    .execute(db.pool())
+    .await?;
     let (stored,): (String,) =
         sqlx::query_as("SELECT value FROM feed_meta WHERE name = 'page_size'")
             .fetch_one(db.pool())
             .await?;
-    if stored != size.to_string() {
-        return Err(Error::Config(format!(
-            "feed page size {size} differs from {stored}, the size this feed was created with; \
-             archive pages are immutable, so the size cannot change"
-        )));
+    let stored = stored
+        .parse::<i64>()
+        .map_err(|_| Error::Config(format!("feed_meta holds an invalid page size {stored:?}")))
+        .and_then(|n| PageSize::parse(n).map_err(Error::Config))?;
+    match requested {
+        Some(size) if size != stored => Err(Error::Config(format!(
+            "feed page size {} differs from {}, the size this feed was created with; \
+             archive pages are immutable, so the size cannot change",
+            size.get(),
+            stored.get()
+        ))),
+        _ => Ok(stored),
     }
-    Ok(())
 }
