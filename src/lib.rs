@@ -175,6 +175,8 @@ pub async fn rebuild(config: Config) -> anyhow::Result<()> {
     .await;
     shutdown.cancel();
     server.await??;
+    services.invoicing.consumer.release().await;
+    services.shipping.consumer.release().await;
     services.close().await;
     result
 }

@@ -49,6 +49,10 @@ pub struct ConsumerArgs {
     /// Longest delay between retries.
     #[arg(long, env = "RETRY_MAX", default_value = "30s", value_parser = parse_duration)]
     pub retry_max: Duration,
+    /// Postgres, several instances: a lease not renewed for this long passes to another
+    /// instance.
+    #[arg(long, env = "LEASE_TTL", default_value = "5s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
     /// Details documents fetched at once while catching up (applied in feed order anyway).
     #[arg(long, env = "FETCH_CONCURRENCY", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -73,6 +77,7 @@ impl ConsumerArgs {
                 max: self.retry_max,
             },
             concurrency: usize::from(self.fetch_concurrency),
+            lease_ttl: self.lease_ttl,
         }
     }
 
@@ -87,6 +92,7 @@ impl ConsumerArgs {
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
             fetch_concurrency: 8,
+            lease_ttl: Duration::from_secs(5),
         }
     }
 }

@@ -142,6 +142,18 @@ impl Db {
         self.backend
     }
 
+    /// The database file, for SQLite files (not `:memory:`).
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite || self.url.contains(":memory:") {
+            return None;
+        }
+        let path = self
+            .url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        Some(path.split('?').next().unwrap_or(path).into())
+    }
+
     /// A dedicated Postgres connection listening on `channel`; `None` on SQLite.
     pub async fn listen(&self, channel: &str) -> Result<Option<sqlx::postgres::PgListener>, Error> {
         if self.backend != Backend::Postgres {

@@ -18,6 +18,9 @@ pub enum Error {
     Feed(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// This consumer instance no longer holds the lease: its writes are refused.
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 impl IntoResponse for Error {

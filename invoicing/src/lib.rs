@@ -134,7 +134,9 @@ impl InvoicingService {
 /// Rebuilds the local copies from the whole feed (the `rebuild` command).
 pub async fn rebuild(settings: Settings) -> Result<(), anyhow::Error> {
     let service = InvoicingService::build(&settings, CancellationToken::new()).await?;
-    let report = service.consumer.rebuild().await?;
+    let report = service.consumer.rebuild().await;
+    service.consumer.release().await;
+    let report = report?;
     tracing::info!(entries = report.handled, "invoicing rebuilt");
     service.state.db.close().await;
     Ok(())

@@ -132,7 +132,9 @@ impl ShippingService {
 /// Rebuilds the local copies from the whole feed (the `rebuild` command).
 pub async fn rebuild(settings: Settings) -> Result<(), anyhow::Error> {
     let service = ShippingService::build(&settings, CancellationToken::new()).await?;
-    let report = service.consumer.rebuild().await?;
+    let report = service.consumer.rebuild().await;
+    service.consumer.release().await;
+    let report = report?;
     tracing::info!(entries = report.handled, "shipping rebuilt");
     service.state.db.close().await;
     Ok(())

@@ -222,8 +222,14 @@ impl ConsumerApp {
         self.shutdown.cancel();
         self.server.await.expect("server stops");
         match &self.service {
-            Service::Invoicing(s) => s.state.db.close().await,
-            Service::Shipping(s) => s.state.db.close().await,
+            Service::Invoicing(s) => {
+                s.consumer.release().await;
+                s.state.db.close().await
+            }
+            Service::Shipping(s) => {
+                s.consumer.release().await;
+                s.state.db.close().await
+            }
         }
         self.db
     }

@@ -9,6 +9,7 @@ mod feed_format;
 mod feed_ordering;
 mod helpers;
 mod hostile_feed;
+mod instances;
 mod long_poll;
 mod metrics;
 mod orders;

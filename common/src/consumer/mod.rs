@@ -11,6 +11,7 @@
 
 mod backoff;
 pub mod client;
+mod lease;
 mod metrics;
 pub mod page;
 mod routes;
@@ -32,6 +33,7 @@ use url::Url;
 
 pub use backoff::Backoff;
 pub use client::{ClientLimits, FeedClient, FetchError};
+pub use lease::LeaseReport;
 pub use metrics::ConsumerMetrics;
 pub use page::{FeedEntry, FeedPage};
 pub use routes::router;
@@ -89,6 +91,9 @@ pub struct ConsumerSettings {
     pub backoff: Backoff,
     /// Details documents fetched at once during catch-up (applied in feed order regardless).
     pub concurrency: usize,
+    /// How long a lease lasts without renewal (Postgres, several instances): another instance
+    /// takes over within about this long after the active one dies.
+    pub lease_ttl: Duration,
 }
 
 /// How the last poll went.
@@ -96,7 +101,7 @@ pub struct ConsumerSettings {
 #[serde(rename_all = "camelCase")]
 pub struct PollReport {
     pub at: String,
-    /// `ok`, `not-modified` or `error`.
+    /// `ok`, `not-modified`, `error`, or `standby` (another instance holds the lease).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -123,6 +128,8 @@ enum PollError {
     Feed(String),
     #[error(transparent)]
     Db(#[from] Error),
+    #[error("{0}")]
+    Fenced(String),
     #[error("shutting down")]
     Cancelled,
 }
@@ -135,6 +142,7 @@ impl PollError {
             PollError::Fetch(FetchError::Permanent(_)) => "permanent",
             PollError::Feed(_) => "feed",
             PollError::Db(_) => "database",
+            PollError::Fenced(_) => "fenced",
             PollError::Cancelled => "cancelled",
         }
     }
@@ -142,6 +150,7 @@ impl PollError {
 
 struct Inner<P: Projection> {
     db: Db,
+    lease: lease::Lease,
     metrics: ConsumerMetrics,
     projection: P,
     client: FeedClient,
@@ -186,9 +195,11 @@ impl<P: Projection> Consumer<P> {
         shutdown: CancellationToken,
     ) -> Result<Consumer<P>, Error> {
         let client = FeedClient::new(&settings.feed_url, settings.limits.clone())?;
+        let lease = lease::Lease::new(db.clone(), &settings.name, settings.lease_ttl)?;
         Ok(Consumer {
             inner: Arc::new(Inner {
                 db,
+                lease,
                 metrics,
                 projection,
                 client,
@@ -209,17 +220,48 @@ impl<P: Projection> Consumer<P> {
         &self.inner.settings
     }
 
-    /// Polls every interval (longer after failures) until shutdown.
+    /// Keeps the lease and polls every interval (longer after failures, shorter with long
+    /// polling) until shutdown; then gives the lease up.
     pub async fn run(self) {
         let span = tracing::info_span!("consumer", name = %self.inner.settings.name);
-        self.run_loop().instrument(span).await
+        let keeper = self.clone().keep_lease();
+        let poller = self.run_loop();
+        async move {
+            tokio::join!(keeper, poller);
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn keep_lease(self) {
+        let shutdown = self.inner.shutdown.clone();
+        let lease = &self.inner.lease;
+        loop {
+            if let Err(e) = lease.tick().await {
+                tracing::warn!(error = %e, "cannot renew or take the lease");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(lease.ttl() / 3) => {},
+            }
+        }
+        lease.release().await;
     }
 
     async fn run_loop(self) {
         let shutdown = self.inner.shutdown.clone();
         let settings = &self.inner.settings;
         let mut long_poll = settings.long_poll;
+        let mut lease = self.inner.lease.changes();
         while !shutdown.is_cancelled() {
+            if lease.borrow_and_update().is_none() {
+                // Standby: another instance applies entries.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = lease.changed() => {},
+                }
+                continue;
+            }
             self.poll().await;
             let failures = lock(&self.inner.status).consecutive_failures;
             let mut pause = settings.poll_interval;
@@ -263,6 +305,15 @@ impl<P: Projection> Consumer<P> {
     }
 
     async fn poll_inner(&self) -> PollReport {
+        // Without a running keeper (a manual poll, a one-off command), take a free lease now.
+        if self.inner.lease.fence().is_none() && !self.inner.lease.tick().await.unwrap_or(false) {
+            return PollReport {
+                at: rfc3339(chrono::Utc::now()),
+                status: "standby",
+                detail: Some("another instance holds the lease".into()),
+                handled: 0,
+            };
+        }
         let mut validators = self.inner.polling.lock().await;
         let mut handled = 0;
         let result = self.poll_once(&mut validators, &mut handled).await;
@@ -505,6 +556,7 @@ impl<P: Projection> Consumer<P> {
         loop {
             match self.apply(entry, details).await {
                 Ok(()) => return Ok(()),
+                Err(Error::Fenced(reason)) => return Err(PollError::Fenced(reason)),
                 Err(e) => {
                     attempt += 1;
                     ConsumerMetrics::inc(&self.inner.metrics.retries, "apply");
@@ -523,6 +575,7 @@ impl<P: Projection> Consumer<P> {
         details: &Result<P::Details, String>,
     ) -> Result<(), Error> {
         let mut tx = self.inner.db.begin_write().await?;
+        self.inner.lease.check(tx.conn()).await?;
         if store::is_handled(tx.conn(), &entry.id).await? {
             tracing::debug!(entry_id = %entry.id, "already handled; skipped");
             return Ok(());
@@ -568,6 +621,7 @@ impl<P: Projection> Consumer<P> {
     /// handled are skipped, so this changes nothing unless something was missed.
     pub async fn replay(&self, url: &Url) -> Result<u64, Error> {
         let _polling = self.inner.polling.lock().await;
+        self.ensure_lease().await?;
         let page = self
             .fetch_page(url)
             .await
@@ -580,6 +634,7 @@ impl<P: Projection> Consumer<P> {
     /// Fetches a parked entry's details once more and applies them if they now pass.
     pub async fn retry_parked(&self, id: i64) -> Result<RetryResult, Error> {
         let _polling = self.inner.polling.lock().await;
+        self.ensure_lease().await?;
         let row = store::parked_by_id(&self.inner.db, id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no parked entry {id}")))?;
@@ -598,6 +653,7 @@ impl<P: Projection> Consumer<P> {
         match details {
             Ok(d) => {
                 let mut tx = self.inner.db.begin_write().await?;
+                self.inner.lease.check(tx.conn()).await?;
                 let outcome = self.inner.projection.apply(tx.conn(), &d).await?;
                 store::unpark(tx.conn(), &row).await?;
                 tx.commit().await?;
@@ -622,6 +678,7 @@ impl<P: Projection> Consumer<P> {
     /// Throws away the local copies, handled entries, parked entries and the checkpoint, then
     /// re-reads the whole feed from its first page. Returns the report of that reading.
     pub async fn rebuild(&self) -> Result<PollReport, Error> {
+        self.ensure_lease().await?;
         {
             let mut validators = self.inner.polling.lock().await;
             let mut tx = self.inner.db.begin_write().await?;
@@ -639,6 +696,22 @@ impl<P: Projection> Consumer<P> {
             )));
         }
         Ok(report)
+    }
+
+    /// Takes the lease if this instance does not hold it and it is free.
+    async fn ensure_lease(&self) -> Result<(), Error> {
+        if self.inner.lease.fence().is_some() || self.inner.lease.tick().await? {
+            Ok(())
+        } else {
+            Err(Error::Fenced(
+                "another instance holds the lease; stop it or wait for it to expire".into(),
+            ))
+        }
+    }
+
+    /// Gives up the lease (graceful stop without the polling loop, which does this itself).
+    pub async fn release(&self) {
+        self.inner.lease.release().await;
     }
 
     /// Asks the polling loop to poll now.
@@ -664,6 +737,7 @@ impl<P: Projection> Consumer<P> {
             },
             last_poll: status.last.clone(),
             consecutive_failures: status.consecutive_failures,
+            lease: self.inner.lease.report(),
             lag: Lag {
                 entries: status.pending,
                 seconds: lag_seconds,
@@ -692,6 +766,7 @@ pub struct ConsumerReport {
     pub checkpoint: CheckpointReport,
     pub last_poll: Option<PollReport>,
     pub consecutive_failures: u32,
+    pub lease: LeaseReport,
     pub lag: Lag,
     pub parked: ParkedReport,
 }

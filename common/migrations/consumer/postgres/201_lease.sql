@@ -1,0 +1,9 @@
+-- Which instance may apply entries (Postgres; SQLite allows one instance by a file lock).
+-- `fence` grows with every change of holder; writes carry it and are refused once it moved.
+CREATE TABLE consumer_lease (
+    id         BIGINT PRIMARY KEY CHECK (id = 1),
+    holder     TEXT    NOT NULL,
+    fence      BIGINT  NOT NULL,
+    expires_us BIGINT  NOT NULL
+);
+INSERT INTO consumer_lease (id, holder, fence, expires_us) VALUES (1, '', 0, 0);
