@@ -39,9 +39,8 @@ async fn measure(label: &str, long_poll: Duration, samples: usize) -> Vec<Durati
     .await
     .expect("order");
     let order_base = serve(order.router()).await;
-    let mut args = ConsumerArgs::for_feed(
-        url::Url::parse(&format!("{order_base}/order/feed")).expect("url"),
-    );
+    let mut args =
+        ConsumerArgs::for_feed(url::Url::parse(&format!("{order_base}/order/feed")).expect("url"));
     args.long_poll = long_poll;
     let invoicing = invoicing::InvoicingService::build(
         &invoicing::Settings {
@@ -59,7 +58,9 @@ async fn measure(label: &str, long_poll: Duration, samples: usize) -> Vec<Durati
     for i in 0..samples {
         let placed = client
             .post(format!("{order_base}/order/orders"))
-            .json(&serde_json::json!({"customerId": 1 + i % 5, "lines": [{"itemId": 1, "count": 1}]}))
+            .json(
+                &serde_json::json!({"customerId": 1 + i % 5, "lines": [{"itemId": 1, "count": 1}]}),
+            )
             .send()
             .await
             .expect("place");
@@ -114,6 +115,9 @@ fn main() {
         println!("order placed -> invoice visible (loopback)");
         let a = report("long polling (20 s)", long);
         let b = report("plain polling (1 s)", plain);
-        println!("median ratio plain/long: {:.0}x", b.as_secs_f64() / a.as_secs_f64());
+        println!(
+            "median ratio plain/long: {:.0}x",
+            b.as_secs_f64() / a.as_secs_f64()
+        );
     });
 }
