@@ -4,6 +4,7 @@
 mod all_in_one;
 mod consumer_helpers;
 mod consumers;
+mod deployment;
 mod feed_conditional;
 mod feed_format;
 mod feed_ordering;

@@ -56,10 +56,10 @@ pub struct Fetched {
 }
 
 /// What a long poll of the head found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Waited {
-    /// The head changed (or the validators were stale): poll now.
-    Changed,
+    /// The head changed (or the validators were stale): here it is, fresh from the origin
+    /// (a cache in between may still hold the previous one for a moment).
+    Changed(Fetched),
     /// The server held the request for the whole wait and nothing changed.
     Unchanged,
     /// The server answered at once without `Preference-Applied`: it does not long-poll.
@@ -141,8 +141,7 @@ impl FeedClient {
     }
 
     /// Long-polls the head: a conditional GET with `Prefer: wait=N` (RFC 7240), which a
-    /// supporting server holds until the feed changes. The body of a change is not read: the
-    /// caller polls next and handles it.
+    /// supporting server holds until the feed changes.
     pub async fn wait_for_change(
         &self,
         url: &Url,
@@ -177,7 +176,11 @@ impl FeedClient {
                 Waited::Unsupported
             });
         }
-        Ok(Waited::Changed)
+        if !status.is_success() {
+            return Err(FetchError::Permanent(format!("{url}: HTTP {status}")));
+        }
+        let fetched = read_limited(url, response, self.limits.max_page_bytes).await?;
+        Ok(Waited::Changed(fetched))
     }
 
     /// GET a details document (JSON).
@@ -211,7 +214,7 @@ impl FeedClient {
                 self.origin.ascii_serialization()
             )));
         }
-        let mut response = self
+        let response = self
             .http
             .get(url.clone())
             .headers(headers)
@@ -229,36 +232,47 @@ impl FeedClient {
         if !status.is_success() {
             return Err(FetchError::Permanent(format!("{url}: HTTP {status}")));
         }
-        if let Some(len) = response.content_length() {
-            if len > max_bytes as u64 {
-                return Err(FetchError::Permanent(format!(
-                    "{url}: body of {len} bytes exceeds the limit of {max_bytes}"
-                )));
-            }
-        }
-        let validators = Validators {
-            etag: response.headers().get(ETAG).cloned(),
-            last_modified: response
-                .headers()
-                .get(reqwest::header::LAST_MODIFIED)
-                .cloned(),
-        };
-        let final_url = response.url().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, &e))? {
-            if body.len() + chunk.len() > max_bytes {
-                return Err(FetchError::Permanent(format!(
-                    "{url}: body exceeds the limit of {max_bytes} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Conditional::Modified(Fetched {
-            body,
-            validators,
-            url: final_url,
-        }))
+        Ok(Conditional::Modified(
+            read_limited(url, response, max_bytes).await?,
+        ))
     }
+}
+
+/// Reads a body of at most `max_bytes`, whatever `Content-Length` says or does not say.
+async fn read_limited(
+    url: &Url,
+    mut response: reqwest::Response,
+    max_bytes: usize,
+) -> Result<Fetched, FetchError> {
+    if let Some(len) = response.content_length() {
+        if len > max_bytes as u64 {
+            return Err(FetchError::Permanent(format!(
+                "{url}: body of {len} bytes exceeds the limit of {max_bytes}"
+            )));
+        }
+    }
+    let validators = Validators {
+        etag: response.headers().get(ETAG).cloned(),
+        last_modified: response
+            .headers()
+            .get(reqwest::header::LAST_MODIFIED)
+            .cloned(),
+    };
+    let final_url = response.url().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, &e))? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(FetchError::Permanent(format!(
+                "{url}: body exceeds the limit of {max_bytes} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched {
+        body,
+        validators,
+        url: final_url,
+    })
 }
 
 fn classify(url: &Url, e: &reqwest::Error) -> FetchError {

@@ -253,6 +253,8 @@ impl<P: Projection> Consumer<P> {
         let settings = &self.inner.settings;
         let mut long_poll = settings.long_poll;
         let mut lease = self.inner.lease.changes();
+        // A head a long poll brought back, fresher than what a cache in between may serve.
+        let mut fresh_head = None;
         while !shutdown.is_cancelled() {
             if lease.borrow_and_update().is_none() {
                 // Standby: another instance applies entries.
@@ -262,7 +264,7 @@ impl<P: Projection> Consumer<P> {
                 }
                 continue;
             }
-            self.poll().await;
+            self.poll_with(fresh_head.take()).await;
             let failures = lock(&self.inner.status).consecutive_failures;
             let mut pause = settings.poll_interval;
             if failures > 0 {
@@ -275,7 +277,11 @@ impl<P: Projection> Consumer<P> {
                     w = self.inner.client.wait_for_change(&settings.feed_url, &validators, wait) => w,
                 };
                 match waited {
-                    Ok(client::Waited::Changed | client::Waited::Unchanged) => continue,
+                    Ok(client::Waited::Changed(head)) => {
+                        fresh_head = Some(head);
+                        continue;
+                    }
+                    Ok(client::Waited::Unchanged) => continue,
                     Ok(client::Waited::Unsupported) => {
                         tracing::info!(
                             "the feed server does not long-poll; polling every {:?}",
@@ -300,11 +306,16 @@ impl<P: Projection> Consumer<P> {
 
     /// Polls once now and reports how it went.
     pub async fn poll(&self) -> PollReport {
-        let span = tracing::info_span!("consumer", name = %self.inner.settings.name);
-        self.poll_inner().instrument(span).await
+        self.poll_with(None).await
     }
 
-    async fn poll_inner(&self) -> PollReport {
+    /// Polls, starting from `head` when a long poll already fetched it.
+    async fn poll_with(&self, head: Option<client::Fetched>) -> PollReport {
+        let span = tracing::info_span!("consumer", name = %self.inner.settings.name);
+        self.poll_inner(head).instrument(span).await
+    }
+
+    async fn poll_inner(&self, head: Option<client::Fetched>) -> PollReport {
         // Without a running keeper (a manual poll, a one-off command), take a free lease now.
         if self.inner.lease.fence().is_none() && !self.inner.lease.tick().await.unwrap_or(false) {
             return PollReport {
@@ -316,7 +327,7 @@ impl<P: Projection> Consumer<P> {
         }
         let mut validators = self.inner.polling.lock().await;
         let mut handled = 0;
-        let result = self.poll_once(&mut validators, &mut handled).await;
+        let result = self.poll_once(&mut validators, &mut handled, head).await;
         let at = rfc3339(chrono::Utc::now());
         let report = match result {
             Ok(true) => PollReport {
@@ -372,11 +383,15 @@ impl<P: Projection> Consumer<P> {
         &self,
         validators: &mut client::Validators,
         handled: &mut u64,
+        head: Option<client::Fetched>,
     ) -> Result<bool, PollError> {
         let feed_url = &self.inner.settings.feed_url;
-        let head = match self.inner.client.page(feed_url, validators).await? {
-            client::Conditional::NotModified => return Ok(false),
-            client::Conditional::Modified(f) => f,
+        let head = match head {
+            Some(head) => head,
+            None => match self.inner.client.page(feed_url, validators).await? {
+                client::Conditional::NotModified => return Ok(false),
+                client::Conditional::Modified(f) => f,
+            },
         };
         let head_page = page::parse(&head.url, &head.body).map_err(PollError::Feed)?;
         if let Some(newest) = head_page.entries.last() {

@@ -233,6 +233,15 @@ impl Publisher {
                 _ = shutdown.cancelled() => break response,
             }
         };
+        if wait.is_none() {
+            // For an nginx cache in front: keep this head until the end of the current second
+            // at most (its own validity is whole seconds; `proxy_cache_valid 1s` would keep a
+            // page one to two seconds). Clients see `Cache-Control: no-cache` and revalidate.
+            let until = format!("@{}", self.inner.clock.now().timestamp());
+            response
+                .headers_mut()
+                .insert("x-accel-expires", header_value(&until));
+        }
         if let Some(w) = wait {
             // RFC 7240 §3: tell the client its preference was honoured.
             let applied = format!("wait={}", w.as_secs());

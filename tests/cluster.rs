@@ -1,0 +1,276 @@
+//! Tests of the distributed deployment: real processes on Postgres behind nginx with
+//! deploy/nginx.conf. They run under `scripts/cluster test`, which sets CLUSTER_URL (nginx) and
+//! ORDER_URL (the order service itself, for its metrics); without those they are skipped.
+//!
+//! `CLUSTER_POLLERS` (default 1000) and `CLUSTER_FANOUT_SECS` (default 30) size the fan-out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Cluster {
+    url: String,
+    order_url: String,
+    client: reqwest::Client,
+}
+
+fn cluster() -> Option<Cluster> {
+    let (Ok(url), Ok(order_url)) = (std::env::var("CLUSTER_URL"), std::env::var("ORDER_URL"))
+    else {
+        eprintln!("skipped: run under scripts/cluster test");
+        return None;
+    };
+    Some(Cluster {
+        url,
+        order_url,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(2000)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    })
+}
+
+impl Cluster {
+    async fn place(&self, customer: i64) -> i64 {
+        let r = self
+            .client
+            .post(format!("{}/order/orders", self.url))
+            .json(&json!({"customerId": customer, "lines": [{"itemId": 3, "count": 2}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until `path` answers 200 with `field == value`, up to 15 s.
+    async fn wait_for(&self, path: &str, field: &str, value: Value) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, body) = self.get(path).await;
+            if status == 200 && body[field] == value {
+                return body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{path}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Head responses the order service itself has produced (200s and 304s).
+    async fn origin_head_requests(&self) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/order/metrics", self.order_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("feed_responses_total{") && l.contains("page=\"head\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// Through nginx: an order placed reaches invoicing and shipping (which read the feed through
+/// nginx too), a cancellation follows, and archive pages come from nginx's cache.
+#[tokio::test]
+async fn orders_flow_through_nginx_to_both_consumers() {
+    let Some(c) = cluster() else { return };
+    let (status, _) = c.get("/order/customers").await;
+    assert_eq!(status, 200);
+
+    let ids: Vec<i64> = futures::future::join_all((1..=25).map(|i| c.place(1 + i % 5))).await;
+    let last = *ids.iter().max().unwrap();
+    let invoice = c
+        .wait_for(
+            &format!("/invoicing/invoices/{last}"),
+            "orderId",
+            json!(last),
+        )
+        .await;
+    let shipment = c
+        .wait_for(
+            &format!("/shipping/shipments/{last}"),
+            "orderId",
+            json!(last),
+        )
+        .await;
+    assert_eq!(invoice["totalCents"], 2 * 19_900);
+    assert!(shipment["lines"][0].get("priceCents").is_none());
+    let cancelled = c
+        .client
+        .post(format!("{}/order/orders/{}/cancel", c.url, ids[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    c.wait_for(
+        &format!("/invoicing/invoices/{}", ids[0]),
+        "status",
+        json!("cancelled"),
+    )
+    .await;
+    c.wait_for(
+        &format!("/shipping/shipments/{}", ids[0]),
+        "status",
+        json!("cancelled"),
+    )
+    .await;
+
+    let first = c
+        .client
+        .get(format!("{}/order/feed/archive/1", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let second = c
+        .client
+        .get(format!("{}/order/feed/archive/1", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.headers()["x-cache-status"], "HIT");
+    let etag = second.headers()["etag"].to_str().unwrap().to_owned();
+    let revalidated = c
+        .client
+        .get(format!("{}/order/feed", c.url))
+        .send()
+        .await
+        .unwrap();
+    let head_etag = revalidated.headers()["etag"].to_str().unwrap().to_owned();
+    let not_modified = c
+        .client
+        .get(format!("{}/order/feed", c.url))
+        .header("if-none-match", &head_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        not_modified.status(),
+        304,
+        "nginx passes validators through"
+    );
+    assert_ne!(etag, head_etag);
+}
+
+/// Many pollers doing conditional GETs on the head through nginx cost the origin at most a few
+/// requests per second, and every poller sees each new entry within about a second.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_pollers_cost_the_origin_a_few_requests_per_second() {
+    let Some(c) = cluster() else { return };
+    let c = Arc::new(c);
+    let pollers: usize = env_or("CLUSTER_POLLERS", 1000);
+    let secs: u64 = env_or("CLUSTER_FANOUT_SECS", 30);
+    let interval = Duration::from_millis(250);
+    let run_for = Duration::from_secs(secs);
+    c.place(1).await;
+    let origin_before = c.origin_head_requests().await;
+    let started = Instant::now();
+
+    let tasks: Vec<_> = (0..pollers)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                // Spread the pollers over the interval.
+                tokio::time::sleep(interval * i as u32 / pollers as u32).await;
+                let mut etag = String::new();
+                let mut changes = Vec::new();
+                let mut requests = 0u64;
+                while started.elapsed() < run_for {
+                    let mut req = c.client.get(format!("{}/order/feed", c.url));
+                    if !etag.is_empty() {
+                        req = req.header("if-none-match", &etag);
+                    }
+                    let r = req.send().await.expect("poll through nginx");
+                    requests += 1;
+                    if r.status() == 200 {
+                        let new = r.headers()["etag"].to_str().unwrap().to_owned();
+                        if !etag.is_empty() && new != etag {
+                            changes.push(started.elapsed());
+                        }
+                        etag = new;
+                        let _ = r.bytes().await;
+                    } else {
+                        assert_eq!(r.status(), 304);
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+                (changes, requests)
+            })
+        })
+        .collect();
+    let mut commits = Vec::new();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while started.elapsed() + Duration::from_secs(3) < run_for {
+        c.place(2).await;
+        commits.push(started.elapsed());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let mut delays = Vec::new();
+    let mut total_requests = 0;
+    for t in tasks {
+        let (changes, requests) = t.await.unwrap();
+        total_requests += requests;
+        for commit in &commits {
+            let seen = changes
+                .iter()
+                .find(|t| *t >= commit)
+                .unwrap_or_else(|| panic!("a poller never saw the entry committed at {commit:?}"));
+            delays.push(*seen - *commit);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let origin = c.origin_head_requests().await - origin_before;
+    delays.sort();
+    let pct = |p: f64| delays[((delays.len() - 1) as f64 * p) as usize];
+    println!(
+        "fan-out: {pollers} pollers, {elapsed:.1} s, {:.0} client req/s through nginx, \
+         {:.2} origin head req/s ({origin} in all), {} commits; seen after p50 {:?}, \
+         p99 {:?}, max {:?}",
+        total_requests as f64 / elapsed,
+        origin / elapsed,
+        commits.len(),
+        pct(0.5),
+        pct(0.99),
+        delays.last().unwrap()
+    );
+    assert!(
+        origin / elapsed <= 5.0,
+        "{:.2} origin requests per second",
+        origin / elapsed
+    );
+    // At most the rest of a second in nginx's cache plus one polling interval, plus slack.
+    let bound = Duration::from_secs(1) + interval + Duration::from_millis(250);
+    assert!(
+        *delays.last().unwrap() <= bound,
+        "an entry took {:?} to reach a poller",
+        delays.last()
+    );
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
