@@ -38,12 +38,18 @@ pub struct Config {
     pub command: Option<Command>,
 }
 
-/// What to do instead of serving.
+/// What to do instead of serving all three services.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Throw away invoicing's and shipping's copies and checkpoints, re-read the whole order
     /// feed, and exit. Stop the running server first.
     Rebuild,
+    /// Run the order service alone, exactly as the `order` binary does.
+    Order(order::Config),
+    /// Run the invoicing service alone, exactly as the `invoicing` binary does.
+    Invoicing(invoicing::Config),
+    /// Run the shipping service alone, exactly as the `shipping` binary does.
+    Shipping(shipping::Config),
 }
 
 /// The three services, built on the data folder, with consumers reading `feed_url`.

@@ -61,7 +61,7 @@ async fn all_orders(app: &OrderApp) -> Vec<Value> {
     orders
 }
 
-fn assert_invoice_matches(invoice: &Value, order: &Value) {
+pub fn assert_invoice_matches(invoice: &Value, order: &Value) {
     let id = &order["id"];
     assert_eq!(invoice["orderId"], *id);
     assert_eq!(invoice["version"], order["version"], "order {id}");
@@ -86,7 +86,7 @@ fn assert_invoice_matches(invoice: &Value, order: &Value) {
     }
 }
 
-fn assert_shipment_matches(shipment: &Value, order: &Value) {
+pub fn assert_shipment_matches(shipment: &Value, order: &Value) {
     let id = &order["id"];
     assert_eq!(shipment["orderId"], *id);
     assert_eq!(shipment["version"], order["version"], "order {id}");

@@ -4,6 +4,7 @@
 mod all_in_one;
 mod consumer_helpers;
 mod consumers;
+mod crash;
 mod deployment;
 mod feed_conditional;
 mod feed_format;
@@ -14,4 +15,6 @@ mod instances;
 mod long_poll;
 mod metrics;
 mod orders;
+mod outage;
+mod process;
 mod rebuild;
