@@ -6,6 +6,7 @@ mod consumer_helpers;
 mod consumers;
 mod crash;
 mod deployment;
+mod fault_proxy;
 mod feed_conditional;
 mod feed_format;
 mod feed_ordering;

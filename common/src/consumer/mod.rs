@@ -183,6 +183,9 @@ enum Slot {
     Dropped(Url, usize),
 }
 
+/// Attempts at one older page within a poll before the poll gives up (and the next starts).
+const MAX_PAGE_ATTEMPTS: u32 = 20;
+
 /// Pages kept parsed during a walk back; beyond this, archive pages are fetched again.
 const MAX_PARSED_PAGES: usize = 64;
 
@@ -480,18 +483,31 @@ impl<P: Projection> Consumer<P> {
         }
     }
 
+    /// Fetches an older page, retrying transient failures: a long walk through archives must
+    /// not start over because one of many requests failed.
     async fn fetch_page(&self, url: &Url) -> Result<FeedPage, PollError> {
-        let fetched = match self
-            .inner
-            .client
-            .page(url, &client::Validators::default())
-            .await?
-        {
-            client::Conditional::Modified(f) => f,
-            client::Conditional::NotModified => {
-                return Err(PollError::Feed(format!(
-                    "{url}: 304 to an unconditional request"
-                )))
+        let mut attempt = 0;
+        let fetched = loop {
+            match self
+                .inner
+                .client
+                .page(url, &client::Validators::default())
+                .await
+            {
+                Ok(client::Conditional::Modified(f)) => break f,
+                Ok(client::Conditional::NotModified) => {
+                    return Err(PollError::Feed(format!(
+                        "{url}: 304 to an unconditional request"
+                    )))
+                }
+                Err(FetchError::Transient(reason)) if attempt < MAX_PAGE_ATTEMPTS => {
+                    attempt += 1;
+                    ConsumerMetrics::inc(&self.inner.metrics.retries, "page");
+                    let delay = self.inner.settings.backoff.delay(attempt);
+                    tracing::warn!(%url, attempt, error = %reason, ?delay, "page fetch failed; retrying");
+                    self.sleep(delay).await?;
+                }
+                Err(e) => return Err(e.into()),
             }
         };
         page::parse(&fetched.url, &fetched.body).map_err(PollError::Feed)
@@ -740,8 +756,9 @@ impl<P: Projection> Consumer<P> {
         let parked_count = store::parked_count(&self.inner.db).await?;
         let parked = store::parked(&self.inner.db, i64::MAX, 50).await?;
         let status = lock(&self.inner.status);
-        let lag_seconds =
-            (status.head_updated_us - checkpoint.entry_updated_us).max(0) as f64 / 1e6;
+        // Unknown until something was handled: there is nothing to compare the head with.
+        let lag_seconds = (checkpoint.entry_updated_us > 0)
+            .then_some((status.head_updated_us - checkpoint.entry_updated_us).max(0) as f64 / 1e6);
         Ok(ConsumerReport {
             feed_url: self.inner.settings.feed_url.to_string(),
             checkpoint: CheckpointReport {
@@ -798,8 +815,9 @@ pub struct CheckpointReport {
 pub struct Lag {
     /// Entries seen in the feed and not handled yet.
     pub entries: u64,
-    /// Age difference between the newest entry in the head and the checkpoint.
-    pub seconds: f64,
+    /// Age difference between the newest entry in the head and the checkpoint; `null` before
+    /// the first entry is handled.
+    pub seconds: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
