@@ -20,6 +20,10 @@ enum Mode {
     Malformed,
     Oversized,
     Endless,
+    BillionLaughs,
+    ExternalEntity,
+    Huge,
+    MissingId,
     Mixed,
 }
 
@@ -68,9 +72,43 @@ async fn feed(State(h): State<Hostile>) -> Response {
                 futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
             Body::from_stream(stream).into_response()
         }
+        Mode::BillionLaughs => {
+            let mut doc =
+                String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE feed [\n<!ENTITY lol \"lol\">\n");
+            doc.push_str("<!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n");
+            for i in 2..10 {
+                let prev = format!("&lol{};", i - 1).repeat(10);
+                doc.push_str(&format!("<!ENTITY lol{i} \"{prev}\">\n"));
+            }
+            doc.push_str("]>\n");
+            doc.push_str(&atom(&entry("&lol9;", 1, "/details/good")));
+            doc.into_response()
+        }
+        Mode::ExternalEntity => {
+            let doc = format!(
+                "<?xml version=\"1.0\"?><!DOCTYPE feed [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>{}",
+                atom(&entry("&xxe;", 1, "/details/good"))
+            );
+            doc.into_response()
+        }
+        Mode::Huge => {
+            // Announces 100 MB; streams it lazily so the test server allocates nothing big.
+            let chunk = axum::body::Bytes::from(vec![b' '; 1024 * 1024]);
+            let stream = futures::stream::iter(
+                (0..100).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            let mut r = Body::from_stream(stream).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, (100 * 1024 * 1024).into());
+            r
+        }
+        Mode::MissingId => atom(&entry("", 1, "/details/good")).into_response(),
         Mode::Mixed => {
-            // Newest first: a good entry, bad details, and a link to another origin.
+            // Newest first: a duplicate of the good entry, an order whose numbers overflow, a
+            // good entry, bad details, and a link to another origin.
             let entries = [
+                entry("urn:good", 5, "/details/good"),
+                entry("urn:overflow", 4, "/details/overflow"),
                 entry("urn:good", 3, "/details/good"),
                 entry("urn:bad-details", 2, "/details/bad"),
                 entry("urn:elsewhere", 1, &h.elsewhere),
@@ -92,6 +130,14 @@ const GOOD_ORDER: &str = r#"{"id": 77, "version": 1, "status": "placed",
   "lines": [{"count": 2, "item": {"itemId": 1, "name": "i", "priceCents": 5}}],
   "totalCents": 10, "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z"}"#;
 
+/// Parses, but its line total does not fit in 64 bits.
+const OVERFLOW_ORDER: &str = r#"{"id": 78, "version": 1, "status": "placed",
+  "customer": {"customerId": 1, "name": "N", "firstname": "F", "email": "e@x"},
+  "shippingAddress": {"street": "s", "zip": "z", "city": "c"},
+  "billingAddress": {"street": "s", "zip": "z", "city": "c"},
+  "lines": [{"count": 9223372036854775807, "item": {"itemId": 1, "name": "i", "priceCents": 9223372036854775807}}],
+  "totalCents": 1, "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z"}"#;
+
 async fn serve(router: Router) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -99,7 +145,8 @@ async fn serve(router: Router) -> String {
     format!("http://{addr}")
 }
 
-/// Non-Atom content, malformed XML, an oversized or endless body: each poll fails with a clear
+/// Non-Atom content, malformed XML, an oversized, endless or 100 MB body, entity expansion
+/// ("billion laughs"), external entities, an entry without an id: each poll fails with a clear
 /// reason in `/consumer`, nothing is stored, and the service keeps serving.
 #[tokio::test]
 async fn a_broken_feed_is_reported_and_stores_nothing() {
@@ -116,6 +163,10 @@ async fn a_broken_feed_is_reported_and_stores_nothing() {
         (Mode::Malformed, "malformed Atom"),
         (Mode::Oversized, "exceeds the limit"),
         (Mode::Endless, "exceeds the limit"),
+        (Mode::BillionLaughs, "DOCTYPE"),
+        (Mode::ExternalEntity, "DOCTYPE"),
+        (Mode::Huge, "104857600 bytes exceeds the limit"),
+        (Mode::MissingId, "no atom:id"),
     ] {
         *mode.lock().unwrap() = m;
 
@@ -135,8 +186,9 @@ async fn a_broken_feed_is_reported_and_stores_nothing() {
     }
 }
 
-/// Entries linking to another origin or to details of the wrong shape are parked with the
-/// reason; the other origin never receives a request; good entries still apply.
+/// Entries linking to another origin, details of the wrong shape or with overflowing numbers
+/// are parked with the reason; the other origin never receives a request; an entry repeated in
+/// the feed is handled once; good entries still apply.
 #[tokio::test]
 async fn hostile_entries_are_parked_and_other_hosts_never_called() {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -161,6 +213,7 @@ async fn hostile_entries_are_parked_and_other_hosts_never_called() {
                 "/details/bad",
                 get(|| async { r#"{"id": "seventy", "version": 1e999}"# }),
             )
+            .route("/details/overflow", get(|| async { OVERFLOW_ORDER }))
             .with_state(hostile),
     )
     .await;
@@ -175,7 +228,7 @@ async fn hostile_entries_are_parked_and_other_hosts_never_called() {
         "no request to another origin"
     );
     let status = invoicing.report().await;
-    assert_eq!(status["parked"]["count"], 2);
+    assert_eq!(status["parked"]["count"], 3);
     let reasons: Vec<(String, String)> = status["parked"]["entries"]
         .as_array()
         .unwrap()

@@ -183,6 +183,14 @@ enum Slot {
     Dropped(Url, usize),
 }
 
+/// Whether entries are handled as new (after the checkpoint) or replayed (older pages again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Forward,
+    /// Never moves the checkpoint backwards.
+    Replay,
+}
+
 /// Attempts at one older page within a poll before the poll gives up (and the next starts).
 const MAX_PAGE_ATTEMPTS: u32 = 20;
 
@@ -430,7 +438,9 @@ impl<P: Projection> Consumer<P> {
                 _ => 0,
             };
             self.subtract_pending(start as u64);
-            *handled += self.handle(&page.entries[start..]).await?;
+            *handled += self
+                .handle(&page.entries[start..], Direction::Forward)
+                .await?;
         }
         *validators = head.validators;
         Ok(true)
@@ -514,7 +524,7 @@ impl<P: Projection> Consumer<P> {
     }
 
     /// Handles `entries` (oldest first): details fetched a few at a time, applied in order.
-    async fn handle(&self, entries: &[FeedEntry]) -> Result<u64, PollError> {
+    async fn handle(&self, entries: &[FeedEntry], direction: Direction) -> Result<u64, PollError> {
         let concurrency = self.inner.settings.concurrency.max(1);
         // Owned entries and an owned handle keep the buffered futures free of borrows, which
         // the `Send` bound of axum handlers needs.
@@ -533,7 +543,7 @@ impl<P: Projection> Consumer<P> {
             if self.inner.shutdown.is_cancelled() {
                 return Err(PollError::Cancelled);
             }
-            self.apply_with_retry(&entry, &details).await?;
+            self.apply_with_retry(&entry, &details, direction).await?;
             handled += 1;
             self.subtract_pending(1);
         }
@@ -582,10 +592,11 @@ impl<P: Projection> Consumer<P> {
         &self,
         entry: &FeedEntry,
         details: &Result<P::Details, String>,
+        direction: Direction,
     ) -> Result<(), PollError> {
         let mut attempt = 0;
         loop {
-            match self.apply(entry, details).await {
+            match self.apply(entry, details, direction).await {
                 Ok(()) => return Ok(()),
                 Err(Error::Fenced(reason)) => return Err(PollError::Fenced(reason)),
                 Err(e) => {
@@ -604,11 +615,17 @@ impl<P: Projection> Consumer<P> {
         &self,
         entry: &FeedEntry,
         details: &Result<P::Details, String>,
+        direction: Direction,
     ) -> Result<(), Error> {
         let mut tx = self.inner.db.begin_write().await?;
         self.inner.lease.check(tx.conn()).await?;
         if store::is_handled(tx.conn(), &entry.id).await? {
             tracing::debug!(entry_id = %entry.id, "already handled; skipped");
+            if direction == Direction::Forward {
+                // A repeated id further on in the feed: the checkpoint still moves past it.
+                store::move_checkpoint(tx.conn(), entry).await?;
+                tx.commit().await?;
+            }
             return Ok(());
         }
         let now_us = chrono::Utc::now().timestamp_micros();
@@ -657,7 +674,7 @@ impl<P: Projection> Consumer<P> {
             .fetch_page(url)
             .await
             .map_err(|e| Error::Feed(e.to_string()))?;
-        self.handle(&page.entries)
+        self.handle(&page.entries, Direction::Replay)
             .await
             .map_err(|e| Error::Feed(e.to_string()))
     }

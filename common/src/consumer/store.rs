@@ -79,6 +79,20 @@ pub async fn advance(
     Ok(())
 }
 
+/// Moves the checkpoint to `entry` without recording a new handling (for an id the feed
+/// repeats further on).
+pub async fn move_checkpoint(
+    conn: &mut AnyConnection,
+    entry: &FeedEntry,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE consumer_checkpoint SET entry_id = $1, entry_updated_us = $2 WHERE id = 1")
+        .bind(&entry.id)
+        .bind(entry.updated_us)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn park(
     conn: &mut AnyConnection,
     entry: &FeedEntry,
