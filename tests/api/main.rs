@@ -2,6 +2,7 @@
 //! Set `TEST_DATABASE_URL=postgres://…` to run them all on Postgres.
 
 mod all_in_one;
+mod bad_input;
 mod consumer_helpers;
 mod consumers;
 mod crash;
