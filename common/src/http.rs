@@ -171,9 +171,12 @@ pub fn cancel_on_signal(token: CancellationToken) {
 }
 
 /// `?limit=&before=` of every list: newest first, `limit` 1 to 500 (default 50), `before` an id.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// How many, 1 to 500 (default 50).
     pub limit: Option<i64>,
+    /// Only ids below this one (the next page).
     pub before: Option<i64>,
 }
 

@@ -9,6 +9,7 @@
 pub mod catalog;
 mod error;
 pub mod model;
+mod openapi;
 mod routes;
 pub mod service;
 pub mod store;

@@ -1,6 +1,7 @@
 //! The order domain: validated input and the order as the API shows it.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::Error;
 
@@ -11,7 +12,7 @@ pub const MAX_LINES: usize = 100;
 /// Most pieces of one item in one line.
 pub const MAX_COUNT: i64 = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     pub street: String,
@@ -40,7 +41,7 @@ impl Address {
 }
 
 /// The body of `POST /order/orders` as received.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     pub customer_id: i64,
@@ -51,7 +52,7 @@ pub struct PlaceOrderRequest {
     pub billing_address: Option<Address>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LineRequest {
     pub item_id: i64,
@@ -122,7 +123,7 @@ impl IdempotencyKey {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Placed,
@@ -146,7 +147,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Customer {
     pub customer_id: i64,
@@ -156,7 +157,7 @@ pub struct Customer {
     pub address: Address,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Item {
     pub item_id: i64,
@@ -165,7 +166,7 @@ pub struct Item {
 }
 
 /// The customer as embedded in an order (no address: the order has its own).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCustomer {
     pub customer_id: i64,
@@ -174,7 +175,7 @@ pub struct OrderCustomer {
     pub email: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLine {
     pub count: i64,
@@ -182,7 +183,7 @@ pub struct OrderLine {
 }
 
 /// An order as `GET /order/orders/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: i64,

@@ -16,6 +16,7 @@ mod hostile_feed;
 mod instances;
 mod long_poll;
 mod metrics;
+mod openapi;
 mod orders;
 mod outage;
 mod process;

@@ -6,6 +6,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use common::http::PageQuery;
 
+use crate::model::{Customer, Item};
+use crate::openapi::Problem;
 use crate::{catalog, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -14,7 +16,11 @@ pub fn router() -> Router<AppState> {
         .route("/order/items", get(items))
 }
 
-async fn customers(
+/// The seeded customers, highest id first.
+#[utoipa::path(get, path = "/order/customers", tag = "catalog", params(PageQuery),
+    responses((status = 200, body = Vec<Customer>),
+              (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn customers(
     State(state): State<AppState>,
     Query(page): Query<PageQuery>,
 ) -> Result<Response, Response> {
@@ -25,7 +31,11 @@ async fn customers(
     Ok(Json(list).into_response())
 }
 
-async fn items(
+/// The seeded items, highest id first.
+#[utoipa::path(get, path = "/order/items", tag = "catalog", params(PageQuery),
+    responses((status = 200, body = Vec<Item>),
+              (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn items(
     State(state): State<AppState>,
     Query(page): Query<PageQuery>,
 ) -> Result<Response, Response> {

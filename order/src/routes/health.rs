@@ -15,11 +15,16 @@ pub fn router() -> Router<AppState> {
         .route("/order/ready", get(ready))
 }
 
-async fn health() -> Response {
+/// Alive.
+#[utoipa::path(get, path = "/order/health", tag = "operations", responses((status = 200)))]
+pub(crate) async fn health() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+/// Database reachable and migrations applied.
+#[utoipa::path(get, path = "/order/ready", tag = "operations",
+    responses((status = 200), (status = 503, body = crate::openapi::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     if state.db.ready(&crate::migrations()).await
         && state.db.ready(&common::publisher_migrations()).await
     {

@@ -1,9 +1,9 @@
 //! HTTP routes of the order service; each module owns its paths.
 
-mod catalog;
-mod feed;
-mod health;
-mod orders;
+pub(crate) mod catalog;
+pub(crate) mod feed;
+pub(crate) mod health;
+pub(crate) mod orders;
 
 use axum::Router;
 
@@ -15,5 +15,9 @@ pub fn router(state: AppState) -> Router {
         .merge(catalog::router())
         .merge(feed::router())
         .merge(health::router())
+        .route(
+            "/order/openapi.json",
+            axum::routing::get(|| async { axum::Json(crate::openapi::document()) }),
+        )
         .with_state(state)
 }

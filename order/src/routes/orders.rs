@@ -8,7 +8,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::http::PageQuery;
 
-use crate::model::{IdempotencyKey, PlaceOrderRequest};
+use crate::model::{IdempotencyKey, Order, PlaceOrderRequest};
+use crate::openapi::Problem;
 use crate::service::{self, Placed};
 use crate::{store, AppState, Error};
 
@@ -19,7 +20,23 @@ pub fn router() -> Router<AppState> {
         .route("/order/orders/{id}/cancel", post(cancel))
 }
 
-async fn place(
+/// Places an order.
+#[utoipa::path(
+    post, path = "/order/orders", tag = "orders",
+    request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "Makes retries safe: the same key and body return the first result")),
+    responses(
+        (status = 201, description = "Created (or replayed, with Idempotent-Replayed: true)",
+         body = Order, headers(("Location" = String, description = "The order's URL"))),
+        (status = 400, description = "Malformed JSON or header", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown customer or item, no lines, bad count or address, key reused with another body",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn place(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -64,14 +81,36 @@ async fn place(
     Ok(response)
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, Error> {
+/// One order.
+#[utoipa::path(
+    get, path = "/order/orders/{id}", tag = "orders",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Order),
+        (status = 400, description = "Id is not a number", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
     let order = store::get(&state.db, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("order {id} not found")))?;
     Ok(Json(order).into_response())
 }
 
-async fn list(
+/// Orders, newest first.
+#[utoipa::path(
+    get, path = "/order/orders", tag = "orders",
+    params(PageQuery),
+    responses(
+        (status = 200, body = Vec<Order>),
+        (status = 400, description = "limit outside 1..=500", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(page): Query<PageQuery>,
 ) -> Result<Response, Response> {
@@ -82,7 +121,19 @@ async fn list(
     Ok(Json(orders).into_response())
 }
 
-async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, Error> {
+/// Cancels an order: a new version and a feed entry. Cancelling twice changes nothing.
+#[utoipa::path(
+    post, path = "/order/orders/{id}/cancel", tag = "orders",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Order),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
     let order = service::cancel(&state, id).await?;
     Ok(Json(order).into_response())
 }
