@@ -10,7 +10,10 @@ async fn main() -> anyhow::Result<()> {
     common::http::cancel_on_signal(shutdown.clone());
     match config.command.clone() {
         Some(Command::Rebuild) => feedline::rebuild(config).await,
-        Some(Command::Order(c)) => order::run(bind(c.bind).await?, c.settings, shutdown).await,
+        Some(Command::Order(c)) => match c.command {
+            Some(order::Command::Seed { orders }) => order::seed(c.settings, orders).await,
+            None => order::run(bind(c.bind).await?, c.settings, shutdown).await,
+        },
         Some(Command::Invoicing(c)) => match c.command {
             Some(invoicing::Command::Rebuild) => invoicing::rebuild(c.settings).await,
             None => invoicing::run(bind(c.bind).await?, c.settings, shutdown).await,

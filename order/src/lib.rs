@@ -11,6 +11,7 @@ mod error;
 pub mod model;
 mod openapi;
 mod routes;
+pub mod seed;
 pub mod service;
 pub mod store;
 
@@ -40,6 +41,30 @@ pub struct Config {
     pub bind: SocketAddr,
     #[command(flatten)]
     pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Append many orders and their feed entries straight to the database (for benchmarks),
+    /// then exit. Stop the service first.
+    Seed {
+        /// How many orders.
+        #[arg(long)]
+        orders: u64,
+    },
+}
+
+/// The `seed` command.
+pub async fn seed(settings: Settings, orders: u64) -> Result<(), anyhow::Error> {
+    let service = OrderService::build(&settings, Clock::System, CancellationToken::new()).await?;
+    let started = std::time::Instant::now();
+    let n = seed::seed(&service.state.db, orders).await?;
+    tracing::info!(orders = n, elapsed = ?started.elapsed(), "seeded");
+    service.state.db.close().await;
+    Ok(())
 }
 
 /// What the service needs, however it is started (standalone or all-in-one).

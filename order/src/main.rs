@@ -5,6 +5,9 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init();
     let config = order::Config::parse();
+    if let Some(order::Command::Seed { orders }) = config.command {
+        return order::seed(config.settings, orders).await;
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;

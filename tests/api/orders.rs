@@ -243,3 +243,28 @@ async fn health_and_readiness_answer() {
     assert_eq!(app.get("/order/health").await.status, 200);
     assert_eq!(app.get("/order/ready").await.json()["status"], "ready");
 }
+
+/// The bulk seeder appends orders and gap-free feed entries that read like placed orders.
+#[tokio::test]
+async fn bulk_seeding_appends_orders_and_their_feed_entries() {
+    let app = spawn_order(OrderOptions::default()).await;
+    app.place(2).await;
+    let seeded = order::seed::seed(&app.service.state.db, 1233)
+        .await
+        .unwrap();
+    let db = app.stop().await;
+
+    let app = spawn_order_on(db, OrderOptions::default()).await;
+
+    assert_eq!(seeded, 1233);
+    assert_eq!(app.counts().await, (1234, 1234));
+    let head = app.get("/order/feed").await.feed();
+    assert_eq!(head.entries().len(), 4);
+    assert_eq!(head.entries()[0].id(), "urn:feedline:order:1234:v1");
+    assert_eq!(head.entries()[3].id(), "urn:feedline:order:1231:v1");
+    let archive = app.get("/order/feed/archive/246").await.feed();
+    assert_eq!(archive.entries()[0].id(), "urn:feedline:order:1230:v1");
+    let order = app.get("/order/orders/700").await.json();
+    assert_eq!(order["totalCents"], 9900);
+    assert_eq!(order["lines"][0]["item"]["name"], "iPod");
+}
