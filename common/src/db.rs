@@ -228,3 +228,43 @@ fn redact(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+/// `($1, $2), ($3, $4), …`: placeholders for a multi-row `VALUES` of `rows` rows of `cols`
+/// columns, numbered from `$1`.
+pub fn values_placeholders(rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `$1, $2, …, $n` for an `IN (…)` list.
+pub fn list_placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(list_placeholders(3), "$1, $2, $3");
+    }
+}

@@ -1,9 +1,15 @@
 //! Keeping invoices from order events: the consumer supplies the transaction, we the SQL.
 
 use common::consumer::{Outcome, Projection};
+use std::collections::{HashMap, HashSet};
+
+use common::db::{list_placeholders, values_placeholders};
 use sqlx::AnyConnection;
 
 use crate::model::OrderDoc;
+
+/// Rows per multi-row statement: well under every backend's limit on bound values.
+const ROWS_PER_STATEMENT: usize = 200;
 
 /// Invoices as a projection of the order feed.
 pub struct Invoices;
@@ -15,63 +21,101 @@ impl Projection for Invoices {
         order.check()
     }
 
-    async fn apply(&self, conn: &mut AnyConnection, o: &OrderDoc) -> Result<Outcome, sqlx::Error> {
-        let current: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM invoices WHERE order_id = $1")
-                .bind(o.id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        // An older (or the same) version never overwrites what we have.
-        match current {
-            Some((v,)) if v >= o.version => return Ok(Outcome::Stale),
-            Some(_) => {
-                sqlx::query("DELETE FROM invoice_lines WHERE order_id = $1")
-                    .bind(o.id)
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("DELETE FROM invoices WHERE order_id = $1")
-                    .bind(o.id)
-                    .execute(&mut *conn)
-                    .await?;
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[&OrderDoc],
+    ) -> Result<Vec<Outcome>, sqlx::Error> {
+        // Within the batch only the highest version of each order is written; the others are
+        // stale already.
+        let mut newest: HashMap<i64, usize> = HashMap::new();
+        for (i, o) in batch.iter().enumerate() {
+            let best = newest.entry(o.id).or_insert(i);
+            if batch[*best].version < o.version {
+                *best = i;
             }
-            None => {}
         }
-        sqlx::query(
-            "INSERT INTO invoices (order_id, version, status, customer_id, name, firstname, email, \
-             street, zip, city, total_cents, ordered_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(o.id)
-        .bind(o.version)
-        .bind(o.status.as_str())
-        .bind(o.customer.customer_id)
-        .bind(&o.customer.name)
-        .bind(&o.customer.firstname)
-        .bind(&o.customer.email)
-        .bind(&o.billing_address.street)
-        .bind(&o.billing_address.zip)
-        .bind(&o.billing_address.city)
-        .bind(o.total_cents)
-        .bind(o.created.timestamp_micros())
-        .execute(&mut *conn)
-        .await?;
-        for (no, line) in o.lines.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO invoice_lines (order_id, line_no, item_id, name, price_cents, count, \
-                 line_total_cents) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(o.id)
-            .bind(no as i64)
-            .bind(line.item.item_id)
-            .bind(&line.item.name)
-            .bind(line.item.price_cents)
-            .bind(line.count)
-            // `check` proved this product does not overflow.
-            .bind(line.count * line.item.price_cents)
-            .execute(&mut *conn)
-            .await?;
+        let mut winners: Vec<usize> = newest.into_values().collect();
+        winners.sort_unstable();
+        // An older (or the same) version never overwrites what we have.
+        let mut applied = HashSet::new();
+        for chunk in winners.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO invoices (order_id, version, status, customer_id, name, firstname, email, street, zip, city, total_cents, ordered_at_us) VALUES {} \
+                 ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, status = excluded.status, customer_id = excluded.customer_id, name = excluded.name, firstname = excluded.firstname, email = excluded.email, street = excluded.street, zip = excluded.zip, city = excluded.city, total_cents = excluded.total_cents, ordered_at_us = excluded.ordered_at_us \
+                 WHERE invoices.version < excluded.version RETURNING order_id",
+                values_placeholders(chunk.len(), 12)
+            );
+            let mut q = sqlx::query_as::<_, (i64,)>(&sql);
+            for &i in chunk {
+                let o = batch[i];
+                q = q
+                    .bind(o.id)
+                    .bind(o.version)
+                    .bind(o.status.as_str())
+                    .bind(o.customer.customer_id)
+                    .bind(&o.customer.name)
+                    .bind(&o.customer.firstname)
+                    .bind(&o.customer.email)
+                    .bind(&o.billing_address.street)
+                    .bind(&o.billing_address.zip)
+                    .bind(&o.billing_address.city)
+                    .bind(o.total_cents)
+                    .bind(o.created.timestamp_micros());
+            }
+            applied.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
         }
-        Ok(Outcome::Applied)
+        let written: Vec<&OrderDoc> = winners
+            .iter()
+            .map(|&i| batch[i])
+            .filter(|o| applied.contains(&o.id))
+            .collect();
+        for chunk in written.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM invoice_lines WHERE order_id IN ({})",
+                list_placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for o in chunk {
+                q = q.bind(o.id);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        let all_lines: Vec<(&OrderDoc, usize)> = written
+            .iter()
+            .flat_map(|o| (0..o.lines.len()).map(move |no| (*o, no)))
+            .collect();
+        for chunk in all_lines.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO invoice_lines (order_id, line_no, item_id, name, price_cents, count, line_total_cents) VALUES {}",
+                values_placeholders(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for &(o, no) in chunk {
+                let line = &o.lines[no];
+                q = q
+                    .bind(o.id)
+                    .bind(no as i64)
+                    .bind(line.item.item_id)
+                    .bind(&line.item.name)
+                    .bind(line.item.price_cents)
+                    .bind(line.count)
+                    // `check` proved this product does not overflow.
+                    .bind(line.count * line.item.price_cents);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(batch
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                if applied.contains(&o.id) && winners.binary_search(&i).is_ok() {
+                    Outcome::Applied
+                } else {
+                    Outcome::Stale
+                }
+            })
+            .collect())
     }
 
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {

@@ -1,9 +1,15 @@
 //! Keeping shipments from order events: the consumer supplies the transaction, we the SQL.
 
 use common::consumer::{Outcome, Projection};
+use std::collections::{HashMap, HashSet};
+
+use common::db::{list_placeholders, values_placeholders};
 use sqlx::AnyConnection;
 
 use crate::model::OrderDoc;
+
+/// Rows per multi-row statement: well under every backend's limit on bound values.
+const ROWS_PER_STATEMENT: usize = 200;
 
 /// Shipments as a projection of the order feed.
 pub struct Shipments;
@@ -15,57 +21,96 @@ impl Projection for Shipments {
         order.check()
     }
 
-    async fn apply(&self, conn: &mut AnyConnection, o: &OrderDoc) -> Result<Outcome, sqlx::Error> {
-        let current: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM shipments WHERE order_id = $1")
-                .bind(o.id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        // An older (or the same) version never overwrites what we have.
-        match current {
-            Some((v,)) if v >= o.version => return Ok(Outcome::Stale),
-            Some(_) => {
-                sqlx::query("DELETE FROM shipment_lines WHERE order_id = $1")
-                    .bind(o.id)
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("DELETE FROM shipments WHERE order_id = $1")
-                    .bind(o.id)
-                    .execute(&mut *conn)
-                    .await?;
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[&OrderDoc],
+    ) -> Result<Vec<Outcome>, sqlx::Error> {
+        // Within the batch only the highest version of each order is written; the others are
+        // stale already.
+        let mut newest: HashMap<i64, usize> = HashMap::new();
+        for (i, o) in batch.iter().enumerate() {
+            let best = newest.entry(o.id).or_insert(i);
+            if batch[*best].version < o.version {
+                *best = i;
             }
-            None => {}
         }
-        sqlx::query(
-            "INSERT INTO shipments (order_id, version, status, customer_id, name, firstname, \
-             street, zip, city, ordered_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(o.id)
-        .bind(o.version)
-        .bind(o.status.as_str())
-        .bind(o.customer.customer_id)
-        .bind(&o.customer.name)
-        .bind(&o.customer.firstname)
-        .bind(&o.shipping_address.street)
-        .bind(&o.shipping_address.zip)
-        .bind(&o.shipping_address.city)
-        .bind(o.created.timestamp_micros())
-        .execute(&mut *conn)
-        .await?;
-        for (no, line) in o.lines.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO shipment_lines (order_id, line_no, item_id, name, count) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(o.id)
-            .bind(no as i64)
-            .bind(line.item.item_id)
-            .bind(&line.item.name)
-            .bind(line.count)
-            .execute(&mut *conn)
-            .await?;
+        let mut winners: Vec<usize> = newest.into_values().collect();
+        winners.sort_unstable();
+        // An older (or the same) version never overwrites what we have.
+        let mut applied = HashSet::new();
+        for chunk in winners.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO shipments (order_id, version, status, customer_id, name, firstname, street, zip, city, ordered_at_us) VALUES {} \
+                 ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, status = excluded.status, customer_id = excluded.customer_id, name = excluded.name, firstname = excluded.firstname, street = excluded.street, zip = excluded.zip, city = excluded.city, ordered_at_us = excluded.ordered_at_us \
+                 WHERE shipments.version < excluded.version RETURNING order_id",
+                values_placeholders(chunk.len(), 10)
+            );
+            let mut q = sqlx::query_as::<_, (i64,)>(&sql);
+            for &i in chunk {
+                let o = batch[i];
+                q = q
+                    .bind(o.id)
+                    .bind(o.version)
+                    .bind(o.status.as_str())
+                    .bind(o.customer.customer_id)
+                    .bind(&o.customer.name)
+                    .bind(&o.customer.firstname)
+                    .bind(&o.shipping_address.street)
+                    .bind(&o.shipping_address.zip)
+                    .bind(&o.shipping_address.city)
+                    .bind(o.created.timestamp_micros());
+            }
+            applied.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
         }
-        Ok(Outcome::Applied)
+        let written: Vec<&OrderDoc> = winners
+            .iter()
+            .map(|&i| batch[i])
+            .filter(|o| applied.contains(&o.id))
+            .collect();
+        for chunk in written.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM shipment_lines WHERE order_id IN ({})",
+                list_placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for o in chunk {
+                q = q.bind(o.id);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        let all_lines: Vec<(&OrderDoc, usize)> = written
+            .iter()
+            .flat_map(|o| (0..o.lines.len()).map(move |no| (*o, no)))
+            .collect();
+        for chunk in all_lines.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO shipment_lines (order_id, line_no, item_id, name, count) VALUES {}",
+                values_placeholders(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for &(o, no) in chunk {
+                let line = &o.lines[no];
+                q = q
+                    .bind(o.id)
+                    .bind(no as i64)
+                    .bind(line.item.item_id)
+                    .bind(&line.item.name)
+                    .bind(line.count);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(batch
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                if applied.contains(&o.id) && winners.binary_search(&i).is_ok() {
+                    Outcome::Applied
+                } else {
+                    Outcome::Stale
+                }
+            })
+            .collect())
     }
 
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {

@@ -59,13 +59,14 @@ pub trait Projection: Send + Sync + 'static {
     /// Refuses documents that parse but make no sense; the entry is parked with the reason.
     fn check(&self, details: &Self::Details) -> Result<(), String>;
 
-    /// Writes the local copy inside the consumer's transaction. Must let no older version
-    /// overwrite a newer one.
+    /// Writes the local copies of a batch of documents (in feed order) inside the consumer's
+    /// transaction, and says what happened to each. Must let no older version overwrite a
+    /// newer one, also within the batch (the same order may appear twice).
     fn apply(
         &self,
         conn: &mut AnyConnection,
-        details: &Self::Details,
-    ) -> impl Future<Output = Result<Outcome, sqlx::Error>> + Send;
+        batch: &[&Self::Details],
+    ) -> impl Future<Output = Result<Vec<Outcome>, sqlx::Error>> + Send;
 
     /// Deletes every local copy, for a rebuild from the whole feed.
     fn reset(
@@ -195,7 +196,10 @@ enum Direction {
 const MAX_PAGE_ATTEMPTS: u32 = 20;
 
 /// Pages kept parsed during a walk back; beyond this, archive pages are fetched again.
-const MAX_PARSED_PAGES: usize = 64;
+const MAX_PARSED_PAGES: usize = 256;
+
+/// Most entries applied in one transaction (whatever is fetched and ready, up to this).
+const MAX_BATCH: usize = 256;
 
 impl<P: Projection> Consumer<P> {
     pub fn new(
@@ -427,21 +431,17 @@ impl<P: Projection> Consumer<P> {
             })
             .sum();
         lock(&self.inner.status).pending = pending as u64;
-        for (i, slot) in slots.into_iter().rev().enumerate() {
-            let page = match slot {
-                Slot::Parsed(p) => p,
-                Slot::Dropped(url, _) => self.fetch_page(&url).await?,
-            };
-            // Only the oldest page holds the checkpoint; start after it.
-            let start = match (&checkpoint.entry_id, i, found) {
-                (Some(id), 0, true) => page.position_of(id).map_or(0, |p| p + 1),
-                _ => 0,
-            };
-            self.subtract_pending(start as u64);
-            *handled += self
-                .handle(&page.entries[start..], Direction::Forward)
-                .await?;
+        // Oldest first; only the oldest page holds the checkpoint, so start after it there.
+        let mut slots: Vec<Slot> = slots.into_iter().rev().collect();
+        let after = match (&checkpoint.entry_id, slots.first(), found) {
+            (Some(id), Some(Slot::Parsed(oldest)), true) => oldest.position_of(id),
+            _ => None,
+        };
+        if let (Some(index), Some(Slot::Parsed(oldest))) = (after, slots.first_mut()) {
+            oldest.entries.drain(..=index);
+            self.subtract_pending(index as u64 + 1);
         }
+        *handled += self.handle(slots, Direction::Forward).await?;
         *validators = head.validators;
         Ok(true)
     }
@@ -523,29 +523,69 @@ impl<P: Projection> Consumer<P> {
         page::parse(&fetched.url, &fetched.body).map_err(PollError::Feed)
     }
 
-    /// Handles `entries` (oldest first): details fetched a few at a time, applied in order.
-    async fn handle(&self, entries: &[FeedEntry], direction: Direction) -> Result<u64, PollError> {
+    /// Handles the entries of `pages` (oldest first) as one pipeline: a separate task fetches
+    /// dropped pages again and details a few at a time, so fetching goes on while a batch is
+    /// being written; batches of whatever is ready are applied strictly in feed order, one
+    /// transaction per batch.
+    async fn handle(&self, pages: Vec<Slot>, direction: Direction) -> Result<u64, PollError> {
         let concurrency = self.inner.settings.concurrency.max(1);
-        // Owned entries and an owned handle keep the buffered futures free of borrows, which
-        // the `Send` bound of axum handlers needs.
-        let mut fetches = futures::stream::iter(entries.to_vec())
-            .map(|entry| {
-                let this = self.clone();
-                async move {
-                    let details = this.details(&entry).await;
-                    (entry, details)
+        let (ready, mut fetched) = tokio::sync::mpsc::channel(MAX_BATCH);
+        let this = self.clone();
+        let _fetcher = AbortOnDrop(tokio::spawn(async move {
+            let entries = futures::stream::iter(pages)
+                .then(|slot| {
+                    let this = this.clone();
+                    async move {
+                        match slot {
+                            Slot::Parsed(page) => Ok(page),
+                            Slot::Dropped(url, _) => this.fetch_page(&url).await,
+                        }
+                    }
+                })
+                .flat_map(|page| match page {
+                    Ok(page) => {
+                        futures::stream::iter(page.entries.into_iter().map(Ok).collect::<Vec<_>>())
+                    }
+                    Err(e) => futures::stream::iter(vec![Err(e)]),
+                });
+            let fetches = entries
+                .map(|entry| {
+                    let this = this.clone();
+                    async move {
+                        let entry = entry?;
+                        let details = this.details(&entry).await?;
+                        Ok::<_, PollError>((entry, details))
+                    }
+                })
+                .buffered(concurrency);
+            let mut fetches = std::pin::pin!(fetches);
+            while let Some(item) = fetches.next().await {
+                let failed = item.is_err();
+                if ready.send(item).await.is_err() || failed {
+                    break;
                 }
-            })
-            .buffered(concurrency);
+            }
+        }));
         let mut handled = 0;
-        while let Some((entry, details)) = fetches.next().await {
-            let details = details?;
+        while let Some(first) = fetched.recv().await {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            let mut next = Some(first);
+            while let Some(item) = next {
+                batch.push(item?);
+                next = if batch.len() < MAX_BATCH {
+                    fetched.try_recv().ok()
+                } else {
+                    None
+                };
+            }
             if self.inner.shutdown.is_cancelled() {
                 return Err(PollError::Cancelled);
             }
-            self.apply_with_retry(&entry, &details, direction).await?;
-            handled += 1;
-            self.subtract_pending(1);
+            let started = std::time::Instant::now();
+            self.apply_with_retry(&batch, direction).await?;
+            tracing::debug!(entries = batch.len(), took = ?started.elapsed(), "batch applied");
+            handled += batch.len() as u64;
+            self.subtract_pending(batch.len() as u64);
         }
         Ok(handled)
     }
@@ -587,68 +627,100 @@ impl<P: Projection> Consumer<P> {
         }
     }
 
-    /// Applies one entry; a database failure is retried (the transaction rolled back whole).
+    /// Applies a batch; a database failure is retried (the transaction rolled back whole).
     async fn apply_with_retry(
         &self,
-        entry: &FeedEntry,
-        details: &Result<P::Details, String>,
+        batch: &[(FeedEntry, Result<P::Details, String>)],
         direction: Direction,
     ) -> Result<(), PollError> {
         let mut attempt = 0;
         loop {
-            match self.apply(entry, details, direction).await {
+            match self.apply(batch, direction).await {
                 Ok(()) => return Ok(()),
                 Err(Error::Fenced(reason)) => return Err(PollError::Fenced(reason)),
                 Err(e) => {
                     attempt += 1;
                     ConsumerMetrics::inc(&self.inner.metrics.retries, "apply");
                     let delay = self.inner.settings.backoff.delay(attempt);
-                    tracing::warn!(entry_id = %entry.id, attempt, error = %e, "applying failed; retrying");
+                    let first = batch
+                        .first()
+                        .map(|(e, _)| e.id.as_str())
+                        .unwrap_or_default();
+                    tracing::warn!(entry_id = %first, entries = batch.len(), attempt, error = %e, "applying failed; retrying");
                     self.sleep(delay).await?;
                 }
             }
         }
     }
 
-    /// One transaction: the local copy (or the parked entry), the handled record, the checkpoint.
+    /// One transaction for a batch: the local copies (or parked entries) of the entries not
+    /// handled before, their handled records, then the checkpoint. All or nothing. A few
+    /// statements per batch rather than per entry: SQLite statements cost tens of µs each.
     async fn apply(
         &self,
-        entry: &FeedEntry,
-        details: &Result<P::Details, String>,
+        batch: &[(FeedEntry, Result<P::Details, String>)],
         direction: Direction,
     ) -> Result<(), Error> {
         let mut tx = self.inner.db.begin_write().await?;
         self.inner.lease.check(tx.conn()).await?;
-        if store::is_handled(tx.conn(), &entry.id).await? {
-            tracing::debug!(entry_id = %entry.id, "already handled; skipped");
-            if direction == Direction::Forward {
-                // A repeated id further on in the feed: the checkpoint still moves past it.
-                store::move_checkpoint(tx.conn(), entry).await?;
-                tx.commit().await?;
-            }
-            return Ok(());
-        }
+        let seq = store::handled_count(tx.conn()).await?;
+        let ids: Vec<&str> = batch.iter().map(|(e, _)| e.id.as_str()).collect();
+        let mut seen = store::already_handled(tx.conn(), &ids).await?;
+        // Redelivered entries and ids repeated within the batch are no-ops.
+        let fresh: Vec<&(FeedEntry, Result<P::Details, String>)> = batch
+            .iter()
+            .filter(|(e, _)| seen.insert(e.id.clone()))
+            .collect();
+        let good: Vec<&P::Details> = fresh.iter().filter_map(|(_, d)| d.as_ref().ok()).collect();
+        let mut outcomes = self
+            .inner
+            .projection
+            .apply(tx.conn(), &good)
+            .await?
+            .into_iter();
         let now_us = chrono::Utc::now().timestamp_micros();
-        let (outcome, what) = match details {
-            Ok(d) => {
-                let outcome = match self.inner.projection.apply(tx.conn(), d).await? {
-                    Outcome::Applied => "applied",
-                    Outcome::Stale => "stale",
-                };
-                (outcome, P::describe(d))
+        let mut records = Vec::with_capacity(fresh.len());
+        for (entry, details) in &fresh {
+            let (outcome, what) = match details {
+                Ok(d) => {
+                    let outcome = match outcomes.next() {
+                        Some(Outcome::Applied) => "applied",
+                        Some(Outcome::Stale) => "stale",
+                        None => {
+                            return Err(Error::Feed("projection returned too few outcomes".into()))
+                        }
+                    };
+                    (outcome, P::describe(d))
+                }
+                Err(reason) => {
+                    store::park(tx.conn(), entry, reason, now_us).await?;
+                    ("parked", reason.clone())
+                }
+            };
+            records.push((entry, outcome, what));
+        }
+        let handled: Vec<(&str, &str)> = records
+            .iter()
+            .map(|(e, o, _)| (e.id.as_str(), *o))
+            .collect();
+        store::record_handled(tx.conn(), &handled, seq, now_us).await?;
+        let seq = seq + handled.len() as i64;
+        match (direction, batch.last()) {
+            // Past the whole batch, repeated ids included.
+            (Direction::Forward, Some((last, _))) => {
+                store::advance_to(tx.conn(), last, seq, now_us).await?
             }
-            Err(reason) => {
-                store::park(tx.conn(), entry, reason, now_us).await?;
-                (("parked"), reason.clone())
-            }
-        };
-        store::advance(tx.conn(), entry, outcome, now_us).await?;
+            // Never backwards: only the count of handled entries changes.
+            _ => store::set_handled_count(tx.conn(), seq).await?,
+        }
         tx.commit().await?;
-        ConsumerMetrics::inc(&self.inner.metrics.entries, outcome);
-        if outcome == "parked" {
-            tracing::warn!(entry_id = %entry.id, reason = %what, "entry parked");
-        } else {
-            tracing::info!(entry_id = %entry.id, %what, outcome, "entry handled");
+        for (entry, outcome, what) in records {
+            ConsumerMetrics::inc(&self.inner.metrics.entries, outcome);
+            if outcome == "parked" {
+                tracing::warn!(entry_id = %entry.id, reason = %what, "entry parked");
+            } else {
+                tracing::info!(entry_id = %entry.id, %what, outcome, "entry handled");
+            }
         }
         Ok(())
     }
@@ -674,7 +746,7 @@ impl<P: Projection> Consumer<P> {
             .fetch_page(url)
             .await
             .map_err(|e| Error::Feed(e.to_string()))?;
-        self.handle(&page.entries, Direction::Replay)
+        self.handle(vec![Slot::Parsed(page)], Direction::Replay)
             .await
             .map_err(|e| Error::Feed(e.to_string()))
     }
@@ -702,7 +774,7 @@ impl<P: Projection> Consumer<P> {
             Ok(d) => {
                 let mut tx = self.inner.db.begin_write().await?;
                 self.inner.lease.check(tx.conn()).await?;
-                let outcome = self.inner.projection.apply(tx.conn(), &d).await?;
+                let outcome = self.inner.projection.apply(tx.conn(), &[&d]).await?;
                 store::unpark(tx.conn(), &row).await?;
                 tx.commit().await?;
                 tracing::info!(entry_id = %row.entry_id, what = %P::describe(&d), ?outcome, "parked entry applied");
@@ -842,6 +914,15 @@ pub struct ParkedReport {
     pub count: i64,
     /// The 50 most recently parked.
     pub entries: Vec<store::Parked>,
+}
+
+/// Stops the background fetcher when a poll ends early.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The status is plain data; a panic elsewhere cannot leave it inconsistent.

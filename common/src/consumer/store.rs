@@ -5,7 +5,9 @@ use sqlx::AnyConnection;
 
 use super::page::FeedEntry;
 use crate::clock::{from_micros, rfc3339};
-use crate::db::Db;
+use std::collections::HashSet;
+
+use crate::db::{list_placeholders, values_placeholders, Db};
 use crate::Error;
 
 /// The last entry handled, in feed order.
@@ -42,52 +44,80 @@ pub async fn reset(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-pub async fn is_handled(conn: &mut AnyConnection, entry_id: &str) -> Result<bool, sqlx::Error> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT seq FROM consumer_handled WHERE entry_id = $1")
-            .bind(entry_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.is_some())
+/// How many entries were handled so far (the last `seq` given out).
+pub async fn handled_count(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) = sqlx::query_as("SELECT handled FROM consumer_checkpoint WHERE id = 1")
+        .fetch_one(conn)
+        .await?;
+    Ok(n)
 }
 
-/// Records `entry` as handled and moves the checkpoint to it.
-pub async fn advance(
+/// Which of `ids` were handled before.
+pub async fn already_handled(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut seen = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT entry_id FROM consumer_handled WHERE entry_id IN ({})",
+            list_placeholders(chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String,)>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        seen.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
+    }
+    Ok(seen)
+}
+
+/// Records entries as handled, with consecutive sequence numbers after `after`.
+pub async fn record_handled(
+    conn: &mut AnyConnection,
+    entries: &[(&str, &str)],
+    after: i64,
+    now_us: i64,
+) -> Result<(), sqlx::Error> {
+    let mut seq = after;
+    for chunk in entries.chunks(500) {
+        let sql = format!(
+            "INSERT INTO consumer_handled (entry_id, seq, outcome, handled_us) VALUES {}",
+            values_placeholders(chunk.len(), 4)
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, outcome) in chunk {
+            seq += 1;
+            q = q.bind(*id).bind(seq).bind(*outcome).bind(now_us);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Moves the checkpoint to `entry`, with `handled` entries handled in all.
+pub async fn advance_to(
     conn: &mut AnyConnection,
     entry: &FeedEntry,
-    outcome: &str,
+    handled: i64,
     now_us: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO consumer_handled (entry_id, seq, outcome, handled_us) \
-         SELECT $1, handled + 1, $2, $3 FROM consumer_checkpoint WHERE id = 1",
-    )
-    .bind(&entry.id)
-    .bind(outcome)
-    .bind(now_us)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE consumer_checkpoint SET entry_id = $1, entry_updated_us = $2, \
-         handled = handled + 1, updated_us = $3 WHERE id = 1",
+        "UPDATE consumer_checkpoint SET entry_id = $1, entry_updated_us = $2, handled = $3, \
+         updated_us = $4 WHERE id = 1",
     )
     .bind(&entry.id)
     .bind(entry.updated_us)
+    .bind(handled)
     .bind(now_us)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Moves the checkpoint to `entry` without recording a new handling (for an id the feed
-/// repeats further on).
-pub async fn move_checkpoint(
-    conn: &mut AnyConnection,
-    entry: &FeedEntry,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE consumer_checkpoint SET entry_id = $1, entry_updated_us = $2 WHERE id = 1")
-        .bind(&entry.id)
-        .bind(entry.updated_us)
+pub async fn set_handled_count(conn: &mut AnyConnection, handled: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE consumer_checkpoint SET handled = $1 WHERE id = 1")
+        .bind(handled)
         .execute(conn)
         .await?;
     Ok(())
