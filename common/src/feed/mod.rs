@@ -180,6 +180,9 @@ impl Publisher {
                     tracing::warn!(error = %e, "feed LISTEN connection failed; reconnecting");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
+                if this.inner.db.pool().is_closed() {
+                    break;
+                }
                 match store::newest(&this.inner.db).await {
                     Ok(newest) => this.advance(newest),
                     Err(e) => tracing::warn!(error = %e, "cannot refresh the feed head"),
