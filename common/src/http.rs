@@ -239,3 +239,21 @@ impl PageQuery {
         })
     }
 }
+
+/// `GET /{svc}/health`: the process answers.
+pub fn alive() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// `GET /{svc}/ready`: 200 when the database answers and every migration set is applied,
+/// else a 503 problem.
+pub async fn readiness(db: &crate::db::Db, sets: &[crate::db::Migrations]) -> Response {
+    for set in sets {
+        if !db.ready(set).await {
+            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Not Ready")
+                .detail("database unreachable or migrations not applied")
+                .into_response();
+        }
+    }
+    axum::Json(serde_json::json!({"status": "ready"})).into_response()
+}

@@ -1,11 +1,10 @@
 //! HTTP routes under `/invoicing/`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use common::http::{PageQuery, Problem};
+use common::http::PageQuery;
 
 use crate::{store, AppState, Error};
 
@@ -37,17 +36,10 @@ async fn show(State(state): State<AppState>, Path(order_id): Path<i64>) -> Resul
 }
 
 async fn health() -> Response {
-    Json(serde_json::json!({"status": "ok"})).into_response()
+    common::http::alive()
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.db.ready(&crate::migrations()).await
-        && state.db.ready(&common::consumer_migrations()).await
-    {
-        Json(serde_json::json!({"status": "ready"})).into_response()
-    } else {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Not Ready")
-            .detail("database unreachable or migrations not applied")
-            .into_response()
-    }
+    let sets = [crate::migrations(), common::consumer_migrations()];
+    common::http::readiness(&state.db, &sets).await
 }
