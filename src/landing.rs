@@ -1,31 +1,56 @@
-//! `/`: a small page linking the three services.
+//! `/`: where a person starts: the three services' pages, their JSON and the feed.
 
-use axum::response::Html;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-
-const PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Feedline</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}
-code{background:#f4f4f4;padding:0 .2em}</style></head>
-<body>
-<h1>Feedline</h1>
-<p>Event integration over plain HTTP: the order service publishes an Atom feed; invoicing and
-shipping poll it and keep their own copies.</p>
-<ul>
-<li><a href="/order/orders">order</a>: <a href="/order/feed">feed</a>,
-    <a href="/order/customers">customers</a>, <a href="/order/items">items</a></li>
-<li><a href="/invoicing/invoices">invoicing</a>: <a href="/invoicing/consumer">consumer</a></li>
-<li><a href="/shipping/shipments">shipping</a>: <a href="/shipping/consumer">consumer</a></li>
-</ul>
-<p>Place an order:</p>
-<pre><code>curl -X POST localhost:8080/order/orders -H 'content-type: application/json' \
-  -d '{"customerId": 1, "lines": [{"itemId": 2, "count": 3}]}'</code></pre>
-</body>
-</html>
-"#;
+use common::ui::{self, Section};
+use maud::html;
 
 pub fn router() -> Router {
-    Router::new().route("/", get(|| async { Html(PAGE) }))
+    Router::new().route("/", get(|| async { landing() }))
+}
+
+fn landing() -> Response {
+    let body = html! {
+        h1 { "Feedline" }
+        p {
+            "Event integration over plain HTTP: the order service publishes its order events as an "
+            "Atom feed; invoicing and shipping poll it and keep their own copies."
+        }
+        div.actions {
+            a href="/order/ui/orders/new" { "Place an order" }
+        }
+        div.scroll {
+            table {
+                thead { tr { th { "Service" } th { "Pages" } th { "JSON and feeds" } } }
+                tbody {
+                    tr {
+                        td { "order" }
+                        td { a href="/order/ui/" { "Orders" } ", " a href="/order/ui/orders/new" { "new order" } }
+                        td {
+                            a href="/order/orders" { "orders" } ", " a href="/order/customers" { "customers" } ", "
+                            a href="/order/items" { "items" } ", " a href="/order/feed" { "feed" } ", "
+                            a href="/order/openapi.json" { "OpenAPI" }
+                        }
+                    }
+                    tr {
+                        td { "invoicing" }
+                        td { a href="/invoicing/ui/" { "Invoices and consumer" } }
+                        td { a href="/invoicing/invoices" { "invoices" } ", " a href="/invoicing/consumer" { "consumer" } }
+                    }
+                    tr {
+                        td { "shipping" }
+                        td { a href="/shipping/ui/" { "Shipments and consumer" } }
+                        td { a href="/shipping/shipments" { "shipments" } ", " a href="/shipping/consumer" { "consumer" } }
+                    }
+                }
+            }
+        }
+        h2 { "From a terminal" }
+        pre { code {
+            "curl -X POST localhost:8080/order/orders -H 'content-type: application/json' \\\n"
+            "  -d '{\"customerId\": 1, \"lines\": [{\"itemId\": 2, \"count\": 3}]}'"
+        } }
+    };
+    ui::page(Section::Home, "Home", body)
 }

@@ -52,6 +52,15 @@ impl Problem {
         self.detail = Some(detail.into());
         self
     }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The detail, or the title when there is none.
+    pub fn message(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.title)
+    }
 }
 
 impl IntoResponse for Problem {
@@ -69,23 +78,33 @@ impl IntoResponse for Problem {
     }
 }
 
-/// Turns axum's plain-text rejections (bad path parameter, 413, unknown route) into problems.
+/// Turns axum's plain-text rejections (bad path parameter, 413, unknown route) into problems,
+/// or into an HTML error page under a service's `/ui/` pages, where a person is reading.
 async fn problem_for_plain_errors(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let page_for = crate::ui::section_of(req.uri().path());
     let response = next.run(req).await;
     let status = response.status();
-    let is_problem = response
+    let is_plain = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if (status.is_client_error() || status.is_server_error()) && is_plain {
         let (_, body) = response.into_parts();
         let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
         let title = status.canonical_reason().unwrap_or("Error");
-        let problem = Problem::new(status, title);
         let detail = String::from_utf8_lossy(&text).trim().to_owned();
+        if let Some(section) = page_for {
+            let detail = if detail.is_empty() {
+                title.to_owned()
+            } else {
+                detail
+            };
+            return crate::ui::HtmlError::new(status, section, detail).into_response();
+        }
+        let problem = Problem::new(status, title);
         return if detail.is_empty() {
             problem.into_response()
         } else {

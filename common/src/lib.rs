@@ -9,6 +9,7 @@
 //! - [`clock`]: time as a dependency, and how times are stored.
 //! - [`config`]: parsing shared configuration values (durations).
 //! - [`telemetry`]: `tracing` set-up.
+//! - [`ui`]: the HTML pages' shell, shared by every service's pages under `/{svc}/ui/`.
 
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod telemetry;
+pub mod ui;
 
 pub use clock::Clock;
 pub use error::Error;

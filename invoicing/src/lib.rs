@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`model`]: invoicing's own reading of the order JSON, and the invoice it serves.
 //! - [`projection`]: how an order event becomes an invoice (version-guarded SQL).
-//! - [`store`]: reading invoices. `routes`: thin handlers under `/invoicing/…`.
+//! - [`store`]: reading invoices. `routes`: thin handlers under `/invoicing/…`;
+//!   `ui`: the HTML pages under `/invoicing/ui/`.
 //!
 //! Polling, retries, checkpoints and parked entries come from [`common::consumer`].
 
@@ -12,6 +13,7 @@ pub mod model;
 pub mod projection;
 mod routes;
 pub mod store;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,10 +115,12 @@ impl InvoicingService {
     }
 
     pub fn router(&self) -> Router {
-        let router = routes::router(self.state.clone()).merge(common::consumer::router(
-            self.consumer.clone(),
-            "/invoicing",
-        ));
+        let router = routes::router(self.state.clone())
+            .merge(common::consumer::router(
+                self.consumer.clone(),
+                "/invoicing",
+            ))
+            .merge(ui::router(self.state.clone(), self.consumer.clone()));
         common::metrics::instrument(
             router,
             self.http_metrics.clone(),

@@ -4,7 +4,7 @@
 //! - [`model`]: validated input and the order as the API shows it.
 //! - [`service`]: placing and cancelling, each change committed with its feed entry.
 //! - [`store`], [`catalog`]: SQL.
-//! - `routes`: thin HTTP handlers under `/order/…`.
+//! - `routes`: thin HTTP handlers under `/order/…`; `ui`: the HTML pages under `/order/ui/`.
 
 pub mod catalog;
 mod error;
@@ -14,6 +14,7 @@ mod routes;
 pub mod seed;
 pub mod service;
 pub mod store;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,9 +1,10 @@
 //! The shipping service: keeps a shipment for every order by consuming the order feed.
 //!
 //! # Layout
-//! - [`model`]: shipping's own reading of the order JSON, and the invoice it serves.
+//! - [`model`]: shipping's own reading of the order JSON, and the shipment it serves.
 //! - [`projection`]: how an order event becomes a shipment (version-guarded SQL).
-//! - [`store`]: reading shipments. `routes`: thin handlers under `/shipping/…`.
+//! - [`store`]: reading shipments. `routes`: thin handlers under `/shipping/…`;
+//!   `ui`: the HTML pages under `/shipping/ui/`.
 //!
 //! Polling, retries, checkpoints and parked entries come from [`common::consumer`].
 
@@ -12,6 +13,7 @@ pub mod model;
 pub mod projection;
 mod routes;
 pub mod store;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -114,7 +116,8 @@ impl ShippingService {
 
     pub fn router(&self) -> Router {
         let router = routes::router(self.state.clone())
-            .merge(common::consumer::router(self.consumer.clone(), "/shipping"));
+            .merge(common::consumer::router(self.consumer.clone(), "/shipping"))
+            .merge(ui::router(self.state.clone(), self.consumer.clone()));
         common::metrics::instrument(
             router,
             self.http_metrics.clone(),

@@ -21,3 +21,4 @@ mod orders;
 mod outage;
 mod process;
 mod rebuild;
+mod ui;

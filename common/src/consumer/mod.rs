@@ -18,6 +18,7 @@ mod pipeline;
 mod report;
 mod routes;
 pub mod store;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

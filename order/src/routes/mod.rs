@@ -15,6 +15,7 @@ pub fn router(state: AppState) -> Router {
         .merge(catalog::router())
         .merge(feed::router())
         .merge(health::router())
+        .merge(crate::ui::router())
         .route(
             "/order/openapi.json",
             axum::routing::get(|| async { axum::Json(crate::openapi::document()) }),
