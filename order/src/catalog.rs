@@ -114,30 +114,31 @@ fn customer(r: CustomerRow) -> Customer {
     }
 }
 
-pub async fn customer_by_id(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-) -> Result<Option<Customer>, Error> {
-    let row: Option<CustomerRow> = sqlx::query_as(
-        "SELECT id, name, firstname, email, street, zip, city FROM customers WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(customer))
+/// The whole catalog in memory. It is seeded at start and never changes while the service
+/// runs, so placing an order validates against it without a query.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    customers: std::collections::HashMap<i64, Customer>,
+    items: std::collections::HashMap<i64, Item>,
 }
 
-pub async fn item_by_id(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Option<Item>, Error> {
-    let row: Option<(i64, String, i64)> =
-        sqlx::query_as("SELECT id, name, price_cents FROM items WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(item_id, name, price_cents)| Item {
-        item_id,
-        name,
-        price_cents,
-    }))
+impl Catalog {
+    pub async fn load(db: &Db) -> Result<Catalog, Error> {
+        let customers = customers(db, i64::MAX, i64::MAX).await?;
+        let items = items(db, i64::MAX, i64::MAX).await?;
+        Ok(Catalog {
+            customers: customers.into_iter().map(|c| (c.customer_id, c)).collect(),
+            items: items.into_iter().map(|i| (i.item_id, i)).collect(),
+        })
+    }
+
+    pub fn customer(&self, id: i64) -> Option<&Customer> {
+        self.customers.get(&id)
+    }
+
+    pub fn item(&self, id: i64) -> Option<&Item> {
+        self.items.get(&id)
+    }
 }
 
 /// Customers with ids below `before`, highest id first.

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`model`]: validated input and the order as the API shows it.
 //! - [`service`]: placing and cancelling, each change committed with its feed entry.
+//! - [`placer`]: the group commit that writes concurrent placements in one transaction.
 //! - [`store`], [`catalog`]: SQL.
 //! - `routes`: thin HTTP handlers under `/order/…`; `ui`: the HTML pages under `/order/ui/`.
 
@@ -10,6 +11,7 @@ pub mod catalog;
 mod error;
 pub mod model;
 mod openapi;
+pub mod placer;
 mod routes;
 pub mod seed;
 pub mod service;
@@ -102,6 +104,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Ends long polls when the service stops.
     pub shutdown: CancellationToken,
+    /// Where placements go to be written in a group commit.
+    pub placer: placer::Placer,
 }
 
 /// A ready-to-serve order service.
@@ -141,12 +145,19 @@ impl OrderService {
         let feed_metrics = FeedMetrics::register(&mut registry);
         let feed = Publisher::open(db.clone(), feed_settings, clock.clone(), feed_metrics).await?;
         feed.follow_other_writers(shutdown.clone()).await?;
+        let placer = placer::Placer::start(placer::Writer {
+            db: db.clone(),
+            feed: feed.clone(),
+            clock: clock.clone(),
+            catalog: Arc::new(catalog::Catalog::load(&db).await?),
+        });
         Ok(OrderService {
             state: AppState {
                 db,
                 feed,
                 clock,
                 shutdown,
+                placer,
             },
             http_metrics,
             registry: Arc::new(registry),

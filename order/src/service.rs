@@ -4,10 +4,12 @@ use common::clock::{from_micros, rfc3339};
 use common::feed::NewEntry;
 use sha2::{Digest, Sha256};
 
+use crate::catalog::Catalog;
 use crate::model::{
     IdempotencyKey, NewOrder, Order, OrderCustomer, OrderLine, PlaceOrderRequest, Status,
 };
-use crate::{catalog, store, AppState, Error};
+use crate::placer::Placement;
+use crate::{store, AppState, Error};
 
 /// What a placement did.
 #[derive(Debug)]
@@ -19,7 +21,8 @@ pub enum Placed {
 }
 
 /// Places an order. With an idempotency key, a retry of the same request returns the order the
-/// first one created, and a different request under the same key is refused.
+/// first one created, and a different request under the same key is refused. The write itself
+/// happens in the group commit of [`crate::placer`].
 pub async fn place(
     state: &AppState,
     request: PlaceOrderRequest,
@@ -28,82 +31,49 @@ pub async fn place(
     let canonical = serde_json::to_vec(&request).map_err(|e| Error::BadRequest(e.to_string()))?;
     let hash = format!("{:x}", Sha256::digest(canonical));
     let new = NewOrder::parse(request)?;
-    match try_place(state, &new, key.as_ref(), &hash).await {
-        // On Postgres two requests with one new key can race; the loser finds the winner's row.
-        Err(Error::Db(e)) if key.is_some() && is_unique_violation(&e) => {
-            try_place(state, &new, key.as_ref(), &hash).await
-        }
-        other => other,
-    }
+    state.placer.place(Placement { new, key, hash }).await
 }
 
-async fn try_place(
-    state: &AppState,
-    new: &NewOrder,
-    key: Option<&IdempotencyKey>,
-    hash: &str,
-) -> Result<Placed, Error> {
-    let mut tx = state.db.begin_write().await?;
-    if let Some(key) = key {
-        if let Some((stored_hash, order_id)) =
-            store::idempotency_key(tx.conn(), key.as_str()).await?
-        {
-            if stored_hash != hash {
-                return Err(Error::invalid(format!(
-                    "Idempotency-Key {:?} was already used with a different request",
-                    key.as_str()
-                )));
-            }
-            let order = store::by_id(tx.conn(), order_id)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("order {order_id} not found")))?;
-            return Ok(Placed::Replayed(order));
-        }
-    }
-    let customer = catalog::customer_by_id(tx.conn(), new.customer_id)
-        .await?
+/// The order `new` describes, priced from the catalog, with id 0 until it is inserted.
+pub(crate) fn new_order(catalog: &Catalog, new: &NewOrder, now_us: i64) -> Result<Order, Error> {
+    let customer = catalog
+        .customer(new.customer_id)
         .ok_or_else(|| Error::invalid(format!("unknown customer {}", new.customer_id)))?;
     let mut lines = Vec::with_capacity(new.lines.len());
     for (i, l) in new.lines.iter().enumerate() {
-        let item = catalog::item_by_id(tx.conn(), l.item_id)
-            .await?
+        let item = catalog
+            .item(l.item_id)
             .ok_or_else(|| Error::invalid(format!("lines[{i}]: unknown item {}", l.item_id)))?;
         lines.push(OrderLine {
             count: l.count,
-            item,
+            item: item.clone(),
         });
     }
     let total_cents = lines.iter().map(|l| l.count * l.item.price_cents).sum();
-    let now = state.clock.now();
-    let now_us = now.timestamp_micros();
-    let mut order = Order {
+    let now = rfc3339(from_micros(now_us));
+    Ok(Order {
         id: 0,
         version: 1,
         status: Status::Placed,
         customer: OrderCustomer {
             customer_id: customer.customer_id,
-            name: customer.name,
-            firstname: customer.firstname,
-            email: customer.email,
+            name: customer.name.clone(),
+            firstname: customer.firstname.clone(),
+            email: customer.email.clone(),
         },
         shipping_address: new
             .shipping_address
             .clone()
             .unwrap_or_else(|| customer.address.clone()),
-        billing_address: new.billing_address.clone().unwrap_or(customer.address),
+        billing_address: new
+            .billing_address
+            .clone()
+            .unwrap_or_else(|| customer.address.clone()),
         lines,
         total_cents,
-        created: rfc3339(from_micros(now_us)),
-        updated: rfc3339(from_micros(now_us)),
-    };
-    order.id = store::insert(tx.conn(), &order, now_us).await?;
-    if let Some(key) = key {
-        store::remember_key(tx.conn(), key.as_str(), hash, order.id, now_us).await?;
-    }
-    let appended = state.feed.append(&mut tx, &entry(&order)).await?;
-    state.feed.commit(tx, appended).await?;
-    tracing::info!(order_id = order.id, total_cents, "order placed");
-    Ok(Placed::Created(order))
+        created: now.clone(),
+        updated: now,
+    })
 }
 
 /// Cancels an order. Cancelling a cancelled order changes nothing and returns it as it is.
@@ -127,7 +97,7 @@ pub async fn cancel(state: &AppState, id: i64) -> Result<Order, Error> {
 }
 
 /// The feed entry announcing `order` in its current version.
-fn entry(order: &Order) -> NewEntry {
+pub(crate) fn entry(order: &Order) -> NewEntry {
     let (category, verb) = match order.status {
         Status::Placed => ("order-placed", "placed"),
         Status::Cancelled => ("order-cancelled", "cancelled"),
@@ -143,9 +113,4 @@ fn entry(order: &Order) -> NewEntry {
         category: category.to_owned(),
         link: format!("/order/orders/{}", order.id),
     }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
 }

@@ -1,7 +1,7 @@
 //! SQL for orders: rows in, [`Order`]s out.
 
 use common::clock::{from_micros, rfc3339};
-use common::db::Db;
+use common::db::{values_placeholders, Db};
 use sqlx::AnyConnection;
 
 use crate::model::{Address, Item, Order, OrderCustomer, OrderLine, Status};
@@ -106,19 +106,24 @@ pub async fn insert(conn: &mut AnyConnection, o: &Order, created_us: i64) -> Res
     .bind(created_us)
     .fetch_one(&mut *conn)
     .await?;
+    // One statement for all lines (an order has at most MAX_LINES = 100, 600 parameters).
+    let sql = format!(
+        "INSERT INTO order_lines (order_id, line_no, item_id, item_name, price_cents, count) \
+         VALUES {}",
+        values_placeholders(o.lines.len(), 6)
+    );
+    let mut query = sqlx::query(&sql);
     for (no, l) in o.lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO order_lines (order_id, line_no, item_id, item_name, price_cents, count) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(no as i64)
-        .bind(l.item.item_id)
-        .bind(&l.item.name)
-        .bind(l.item.price_cents)
-        .bind(l.count)
-        .execute(&mut *conn)
-        .await?;
+        query = query
+            .bind(id)
+            .bind(no as i64)
+            .bind(l.item.item_id)
+            .bind(&l.item.name)
+            .bind(l.item.price_cents)
+            .bind(l.count);
+    }
+    if !o.lines.is_empty() {
+        query.execute(&mut *conn).await?;
     }
     Ok(id)
 }

@@ -149,6 +149,74 @@ async fn concurrent_retries_with_one_key_create_one_order() {
     assert_eq!(app.counts().await, (1, 1));
 }
 
+/// Placements written together (the group commit) still get their own answers: among 60
+/// concurrent requests, unknown customers are refused, a key reused with another body is
+/// refused, retries under one key get one order, and every created order has its own entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_placements_written_together_each_get_their_own_answer() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let requests: Vec<(serde_json::Value, Option<&str>)> = (0..60)
+        .map(|i| match i % 4 {
+            0 => (
+                json!({"customerId": 999, "lines": [{"itemId": 1, "count": 1}]}),
+                None,
+            ),
+            1 => (valid_order(), Some("shared")),
+            2 if i % 8 == 2 => (
+                json!({"customerId": 1, "lines": [{"itemId": 2, "count": 9}]}),
+                Some("shared"),
+            ),
+            _ => (
+                json!({"customerId": 1 + i % 5, "lines": [{"itemId": 3, "count": 1 + i}]}),
+                None,
+            ),
+        })
+        .collect();
+
+    let app = &app;
+    let replies = futures::future::join_all(requests.iter().map(|(body, key)| {
+        let headers: Vec<(&str, &str)> = key.iter().map(|k| ("idempotency-key", *k)).collect();
+        let body = body.to_string().into_bytes();
+        async move {
+            app.post_raw("/order/orders", "application/json", body, &headers)
+                .await
+        }
+    }))
+    .await;
+
+    let mut created = std::collections::BTreeSet::new();
+    let mut shared = std::collections::BTreeSet::new();
+    let mut refused_bodies = 0;
+    for (((body, key), reply), i) in requests.iter().zip(&replies).zip(0..) {
+        match (i % 4, reply.status.as_u16()) {
+            (0, status) => assert_eq!(status, 422, "{}", reply.text()),
+            // Whichever body took the shared key first wins it; the other body is refused.
+            (_, 201) if key.is_some() => {
+                shared.insert(reply.json()["id"].as_i64().unwrap());
+            }
+            (_, 422) if key.is_some() => refused_bodies += 1,
+            (_, 201) => {
+                let order = reply.json();
+                assert_eq!(order["lines"][0]["count"], body["lines"][0]["count"]);
+                assert!(created.insert(order["id"].as_i64().unwrap()));
+            }
+            (_, status) => panic!("request {i}: {status} {}", reply.text()),
+        }
+    }
+    assert_eq!(
+        shared.len(),
+        1,
+        "one order under the shared key: {shared:?}"
+    );
+    let shared_bodies = requests.iter().filter(|(_, k)| k.is_some()).count();
+    assert!(
+        refused_bodies == 8 || refused_bodies == shared_bodies - 8,
+        "{refused_bodies}"
+    );
+    let orders = created.len() as i64 + 1;
+    assert_eq!(app.counts().await, (orders, orders));
+}
+
 /// Cancelling bumps the version and publishes an event; cancelling again changes nothing.
 #[tokio::test]
 async fn cancelling_is_an_event_and_idempotent() {

@@ -139,10 +139,21 @@ impl Publisher {
 
     /// Appends an entry in `tx`. Call it last before [`Publisher::commit`].
     pub async fn append(&self, tx: &mut WriteTx, entry: &NewEntry) -> Result<Appended, Error> {
-        store::append(tx, self.inner.db.backend(), &self.inner.clock, entry).await
+        let appended = self.append_all(tx, std::slice::from_ref(entry)).await?;
+        appended.ok_or_else(|| Error::Feed("an append of one entry appended none".into()))
     }
 
-    /// Commits `tx` and then makes the appended entry visible to head validators.
+    /// Appends `entries` in `tx`, in order, with one statement per 500 (a group commit of many
+    /// writes); `None` when there are none. Call it last before [`Publisher::commit`].
+    pub async fn append_all(
+        &self,
+        tx: &mut WriteTx,
+        entries: &[NewEntry],
+    ) -> Result<Option<Appended>, Error> {
+        store::append(tx, self.inner.db.backend(), &self.inner.clock, entries).await
+    }
+
+    /// Commits `tx` and then makes the appended entries visible to head validators.
     pub async fn commit(&self, tx: WriteTx, appended: Appended) -> Result<(), Error> {
         tx.commit().await?;
         self.advance(appended);

@@ -48,7 +48,11 @@ pub struct Appended {
     pub prev_updated_us: i64,
 }
 
-/// Appends `entry` inside `tx`.
+/// Rows per multi-row insert when appending (7 parameters each, far below either database's
+/// parameter limit).
+const APPEND_CHUNK: usize = 500;
+
+/// Appends `entries`, in order, inside `tx`; `None` when there are none.
 ///
 /// Commit order must equal position order, or a reader that saw position N could later find a
 /// new entry below N. SQLite serializes writers already. On Postgres, concurrent transactions
@@ -60,8 +64,11 @@ pub async fn append(
     tx: &mut WriteTx,
     backend: Backend,
     clock: &Clock,
-    entry: &NewEntry,
-) -> Result<Appended, Error> {
+    entries: &[NewEntry],
+) -> Result<Option<Appended>, Error> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
     let conn: &mut AnyConnection = tx.conn();
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -76,22 +83,29 @@ pub async fn append(
     .await?;
     let (last_position, last_updated) = last.unwrap_or((0, 0));
     // Entry times never go backwards, even if the wall clock does, so `updated` agrees with
-    // position order and with Last-Modified.
+    // position order and with Last-Modified. Entries appended together share one time.
     let updated_us = clock.now().timestamp_micros().max(last_updated);
-    let position = last_position + 1;
-    sqlx::query(
-        "INSERT INTO feed_entries (position, entry_id, title, summary, category, link, updated_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(position)
-    .bind(&entry.entry_id)
-    .bind(&entry.title)
-    .bind(&entry.summary)
-    .bind(&entry.category)
-    .bind(&entry.link)
-    .bind(updated_us)
-    .execute(&mut *conn)
-    .await?;
+    let mut position = last_position;
+    for chunk in entries.chunks(APPEND_CHUNK) {
+        let sql = format!(
+            "INSERT INTO feed_entries (position, entry_id, title, summary, category, link, \
+             updated_us) VALUES {}",
+            crate::db::values_placeholders(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(&sql);
+        for entry in chunk {
+            position += 1;
+            query = query
+                .bind(position)
+                .bind(&entry.entry_id)
+                .bind(&entry.title)
+                .bind(&entry.summary)
+                .bind(&entry.category)
+                .bind(&entry.link)
+                .bind(updated_us);
+        }
+        query.execute(&mut *conn).await?;
+    }
     if backend == Backend::Postgres {
         // Delivered at commit, to every listener: other instances serving this feed wake
         // their long polls and refresh their in-memory head.
@@ -101,11 +115,15 @@ pub async fn append(
             .execute(&mut *conn)
             .await?;
     }
-    Ok(Appended {
+    Ok(Some(Appended {
         position,
         updated_us,
-        prev_updated_us: last_updated,
-    })
+        prev_updated_us: if entries.len() > 1 {
+            updated_us
+        } else {
+            last_updated
+        },
+    }))
 }
 
 /// Entries with positions in `from..=to`, newest first.
