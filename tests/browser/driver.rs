@@ -182,25 +182,48 @@ impl Browser {
         out
     }
 
+    /// Follows the link with exactly this text and waits for the next page.
     pub async fn click_link(&self, text: &str) {
-        self.client
-            .find(Locator::LinkText(text))
-            .await
-            .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        self.navigate_by(Locator::LinkText(text)).await;
     }
 
+    /// Presses the button with exactly this text (a form submit) and waits for the next page.
     pub async fn click_button(&self, text: &str) {
         let xpath = format!("//button[normalize-space()='{text}']");
+        self.navigate_by(Locator::XPath(&xpath)).await;
+    }
+
+    /// Clicks `target` and waits until a new document has loaded. A click may return before
+    /// the navigation it starts has begun, so the old document is marked and the wait ends only
+    /// once a document without the mark is complete (a reload of the same URL included).
+    async fn navigate_by(&self, target: Locator<'_>) {
+        self.eval("window.__feedlineOld = true; return true").await;
         self.client
-            .find(Locator::XPath(&xpath))
+            .find(target)
             .await
-            .unwrap_or_else(|e| panic!("no button {text:?}: {e}"))
+            .unwrap_or_else(|e| panic!("nothing to click at {target:?}: {e}"))
             .click()
             .await
             .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let loaded = self
+                .client
+                .execute(
+                    "return window.__feedlineOld === undefined && document.readyState === 'complete'",
+                    vec![],
+                )
+                .await;
+            // While the old document unloads, scripts may fail: that is "not yet".
+            if matches!(loaded, Ok(serde_json::Value::Bool(true))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new page after clicking {target:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Replaces the content of the input `css` with `text`.
