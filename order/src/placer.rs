@@ -4,9 +4,10 @@
 //! transaction with one multi-row feed append, commits once, and answers each. An order is
 //! answered only after its transaction committed, exactly as before.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::db::{Db, WriteTx};
+use common::db::Db;
 use common::feed::{NewEntry, Publisher};
 use common::Clock;
 use tokio::sync::{mpsc, oneshot};
@@ -100,7 +101,7 @@ impl Writer {
                     tracing::warn!(error = %e, placements = jobs.len(), "group commit failed; writing one by one");
                 }
                 for job in jobs.drain(..) {
-                    let result = self.write_alone(&job.placement).await;
+                    let result = self.write_alone(&job).await;
                     let _ = job.reply.send(result);
                 }
             }
@@ -109,86 +110,111 @@ impl Writer {
 
     async fn write_together(&self, jobs: &[Job]) -> Result<Vec<Result<Placed, Error>>, Error> {
         let mut tx = self.db.begin_write().await?;
-        let mut results = Vec::with_capacity(jobs.len());
-        let mut entries = Vec::with_capacity(jobs.len());
+        let keys: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.placement.key.as_ref().map(IdempotencyKey::as_str))
+            .collect();
+        let mut known: HashMap<&str, (&str, Target)> = HashMap::new();
+        let stored = store::idempotency_keys(tx.conn(), &keys).await?;
+        for (key, (hash, order_id)) in &stored {
+            known.insert(key, (hash, Target::Stored(*order_id)));
+        }
+        // Decide every placement first; refusals write nothing.
+        let now_us = self.clock.now().timestamp_micros();
+        let mut plans = Vec::with_capacity(jobs.len());
+        let mut new_orders = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match self.write_one(&mut tx, &job.placement).await {
-                Ok((placed, entry)) => {
-                    entries.extend(entry);
-                    results.push(Ok(placed));
+            let p = &job.placement;
+            let key = p.key.as_ref().map(IdempotencyKey::as_str);
+            if let Some((hash, target)) = key.and_then(|k| known.get(k)) {
+                plans.push(if *hash == p.hash {
+                    Plan::Replay(*target)
+                } else {
+                    Plan::Refused(Error::invalid(format!(
+                        "Idempotency-Key {:?} was already used with a different request",
+                        key.unwrap_or_default()
+                    )))
+                });
+                continue;
+            }
+            match service::new_order(&self.catalog, &p.new, now_us) {
+                Ok(order) => {
+                    if let Some(key) = key {
+                        known.insert(key, (&p.hash, Target::New(new_orders.len())));
+                    }
+                    plans.push(Plan::Create(new_orders.len()));
+                    new_orders.push(order);
                 }
-                // Refused before writing anything of its own: the others go on.
-                Err(e @ (Error::Invalid(_) | Error::NotFound(_))) => results.push(Err(e)),
-                Err(e) => return Err(e),
+                Err(e) => plans.push(Plan::Refused(e)),
             }
         }
-        self.commit(tx, &entries).await?;
+        let ids = store::allocate_ids(tx.conn(), self.db.backend(), new_orders.len()).await?;
+        for (order, id) in new_orders.iter_mut().zip(ids) {
+            order.id = id;
+        }
+        store::insert_all(tx.conn(), &new_orders, now_us).await?;
+        let new_keys: Vec<(&str, &str, i64)> = known
+            .iter()
+            .filter_map(|(key, (hash, target))| match target {
+                Target::New(i) => Some((*key, *hash, new_orders[*i].id)),
+                Target::Stored(_) => None,
+            })
+            .collect();
+        store::remember_keys(tx.conn(), &new_keys, now_us).await?;
+        let mut results = Vec::with_capacity(plans.len());
+        for plan in plans {
+            results.push(match plan {
+                Plan::Create(i) => Ok(Placed::Created(new_orders[i].clone())),
+                Plan::Replay(Target::New(i)) => Ok(Placed::Replayed(new_orders[i].clone())),
+                Plan::Replay(Target::Stored(id)) => store::by_id(tx.conn(), id)
+                    .await?
+                    .map(Placed::Replayed)
+                    .ok_or_else(|| Error::NotFound(format!("order {id} not found"))),
+                Plan::Refused(e) => Err(e),
+            });
+        }
+        let entries: Vec<NewEntry> = new_orders.iter().map(service::entry).collect();
+        match self.feed.append_all(&mut tx, &entries).await? {
+            Some(appended) => self.feed.commit(tx, appended).await?,
+            None => tx.commit().await?,
+        }
         log_placed(&results);
         Ok(results)
     }
 
-    async fn write_alone(&self, placement: &Placement) -> Result<Placed, Error> {
-        let once = async {
-            let mut tx = self.db.begin_write().await?;
-            let (placed, entry) = self.write_one(&mut tx, placement).await?;
-            self.commit(tx, entry.as_slice()).await?;
-            Ok(placed)
+    /// One placement in a transaction of its own, after a group commit failed.
+    async fn write_alone(&self, job: &Job) -> Result<Placed, Error> {
+        let once = || async {
+            let mut results = self.write_together(std::slice::from_ref(job)).await?;
+            results
+                .pop()
+                .unwrap_or_else(|| Err(Error::invalid("nothing was placed")))
         };
-        let result = match once.await {
+        match once().await {
             // On Postgres two instances can race on one new key; the loser finds the winner's
             // row on its second try.
-            Err(Error::Db(e)) if placement.key.is_some() && is_unique_violation(&e) => {
-                let mut tx = self.db.begin_write().await?;
-                let (placed, entry) = self.write_one(&mut tx, placement).await?;
-                self.commit(tx, entry.as_slice()).await?;
-                Ok(placed)
+            Err(Error::Db(e)) if job.placement.key.is_some() && is_unique_violation(&e) => {
+                once().await
             }
             other => other,
-        };
-        log_placed(std::slice::from_ref(&result));
-        result
+        }
     }
+}
 
-    async fn commit(&self, mut tx: WriteTx, entries: &[NewEntry]) -> Result<(), Error> {
-        match self.feed.append_all(&mut tx, entries).await? {
-            Some(appended) => self.feed.commit(tx, appended).await?,
-            None => tx.commit().await?,
-        }
-        Ok(())
-    }
+/// Which order an idempotency key stands for.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// One committed before.
+    Stored(i64),
+    /// One created in this transaction (index into its new orders).
+    New(usize),
+}
 
-    /// Writes one placement in `tx` and returns it with the feed entry to append (none for a
-    /// replay). Refusals happen before anything is written.
-    async fn write_one(
-        &self,
-        tx: &mut WriteTx,
-        p: &Placement,
-    ) -> Result<(Placed, Option<NewEntry>), Error> {
-        if let Some(key) = &p.key {
-            if let Some((stored_hash, order_id)) =
-                store::idempotency_key(tx.conn(), key.as_str()).await?
-            {
-                if stored_hash != p.hash {
-                    return Err(Error::invalid(format!(
-                        "Idempotency-Key {:?} was already used with a different request",
-                        key.as_str()
-                    )));
-                }
-                let order = store::by_id(tx.conn(), order_id)
-                    .await?
-                    .ok_or_else(|| Error::NotFound(format!("order {order_id} not found")))?;
-                return Ok((Placed::Replayed(order), None));
-            }
-        }
-        let now_us = self.clock.now().timestamp_micros();
-        let mut order = service::new_order(&self.catalog, &p.new, now_us)?;
-        order.id = store::insert(tx.conn(), &order, now_us).await?;
-        if let Some(key) = &p.key {
-            store::remember_key(tx.conn(), key.as_str(), &p.hash, order.id, now_us).await?;
-        }
-        let entry = service::entry(&order);
-        Ok((Placed::Created(order), Some(entry)))
-    }
+/// What one placement of a group commit comes to.
+enum Plan {
+    Create(usize),
+    Replay(Target),
+    Refused(Error),
 }
 
 fn log_placed(results: &[Result<Placed, Error>]) {

@@ -24,9 +24,8 @@ pub async fn seed(db: &Db, count: u64) -> Result<u64, Error> {
     while done < count {
         let n = (count - done).min(BATCH as u64) as usize;
         let mut tx = db.begin_write().await?;
-        let (next_id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM orders")
-            .fetch_one(tx.conn())
-            .await?;
+        // From the orders' own sequence on Postgres, so placements after seeding do not collide.
+        let ids = crate::store::allocate_ids(tx.conn(), db.backend(), n).await?;
         let (next_pos, last_us): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE(MAX(position), 0) + 1, COALESCE(MAX(updated_us), 0) FROM feed_entries",
         )
@@ -50,9 +49,9 @@ pub async fn seed(db: &Db, count: u64) -> Result<u64, Error> {
             rows(16)
         );
         let mut q = sqlx::query(&sql);
-        for i in 0..n as i64 {
+        for &id in &ids {
             q = q
-                .bind(next_id + i)
+                .bind(id)
                 .bind(1i64)
                 .bind("placed")
                 .bind(1i64)
@@ -75,9 +74,9 @@ pub async fn seed(db: &Db, count: u64) -> Result<u64, Error> {
             rows(6)
         );
         let mut q = sqlx::query(&sql);
-        for i in 0..n as i64 {
+        for &id in &ids {
             q = q
-                .bind(next_id + i)
+                .bind(id)
                 .bind(0i64)
                 .bind(1i64)
                 .bind(&item)
@@ -90,8 +89,7 @@ pub async fn seed(db: &Db, count: u64) -> Result<u64, Error> {
             rows(7)
         );
         let mut q = sqlx::query(&sql);
-        for i in 0..n as i64 {
-            let id = next_id + i;
+        for (i, &id) in (0..).zip(&ids) {
             q = q
                 .bind(next_pos + i)
                 .bind(format!("urn:feedline:order:{id}:v1"))

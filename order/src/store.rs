@@ -1,7 +1,9 @@
 //! SQL for orders: rows in, [`Order`]s out.
 
 use common::clock::{from_micros, rfc3339};
-use common::db::{values_placeholders, Db};
+use std::collections::HashMap;
+
+use common::db::{list_placeholders, values_placeholders, Backend, Db};
 use sqlx::AnyConnection;
 
 use crate::model::{Address, Item, Order, OrderCustomer, OrderLine, Status};
@@ -81,51 +83,101 @@ fn line(r: LineRow) -> OrderLine {
     }
 }
 
-/// Inserts a new order with version 1 and returns its id.
-pub async fn insert(conn: &mut AnyConnection, o: &Order, created_us: i64) -> Result<i64, Error> {
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO orders (version, status, customer_id, customer_name, customer_firstname, \
-         customer_email, ship_street, ship_zip, ship_city, bill_street, bill_zip, bill_city, \
-         total_cents, created_us, updated_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-    )
-    .bind(o.version)
-    .bind(o.status.as_str())
-    .bind(o.customer.customer_id)
-    .bind(&o.customer.name)
-    .bind(&o.customer.firstname)
-    .bind(&o.customer.email)
-    .bind(&o.shipping_address.street)
-    .bind(&o.shipping_address.zip)
-    .bind(&o.shipping_address.city)
-    .bind(&o.billing_address.street)
-    .bind(&o.billing_address.zip)
-    .bind(&o.billing_address.city)
-    .bind(o.total_cents)
-    .bind(created_us)
-    .bind(created_us)
-    .fetch_one(&mut *conn)
-    .await?;
-    // One statement for all lines (an order has at most MAX_LINES = 100, 600 parameters).
-    let sql = format!(
-        "INSERT INTO order_lines (order_id, line_no, item_id, item_name, price_cents, count) \
-         VALUES {}",
-        values_placeholders(o.lines.len(), 6)
-    );
-    let mut query = sqlx::query(&sql);
-    for (no, l) in o.lines.iter().enumerate() {
-        query = query
-            .bind(id)
-            .bind(no as i64)
-            .bind(l.item.item_id)
-            .bind(&l.item.name)
-            .bind(l.item.price_cents)
-            .bind(l.count);
+/// Rows per multi-row insert (at most 16 parameters each: far below either backend's limit).
+const INSERT_CHUNK: usize = 500;
+
+/// `n` new order ids, ascending. Postgres draws them from the table's sequence (other
+/// instances may draw concurrently); on SQLite this process is the only writer and holds the
+/// write lock, so the ids after the largest are free.
+pub async fn allocate_ids(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    n: usize,
+) -> Result<Vec<i64>, Error> {
+    if n == 0 {
+        return Ok(Vec::new());
     }
-    if !o.lines.is_empty() {
+    match backend {
+        Backend::Postgres => {
+            let rows: Vec<(i64,)> = sqlx::query_as(
+                "SELECT nextval(pg_get_serial_sequence('orders', 'id')) \
+                 FROM generate_series(1, $1)",
+            )
+            .bind(n as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut ids: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
+            ids.sort_unstable();
+            Ok(ids)
+        }
+        Backend::Sqlite => {
+            let (max,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM orders")
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok((max + 1..=max + n as i64).collect())
+        }
+    }
+}
+
+/// Inserts new orders (version 1, ids already allocated) and their lines, a few statements
+/// for any number of orders.
+pub async fn insert_all(
+    conn: &mut AnyConnection,
+    orders: &[Order],
+    created_us: i64,
+) -> Result<(), Error> {
+    for chunk in orders.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO orders (id, version, status, customer_id, customer_name, \
+             customer_firstname, customer_email, ship_street, ship_zip, ship_city, bill_street, \
+             bill_zip, bill_city, total_cents, created_us, updated_us) VALUES {}",
+            values_placeholders(chunk.len(), 16)
+        );
+        let mut query = sqlx::query(&sql);
+        for o in chunk {
+            query = query
+                .bind(o.id)
+                .bind(o.version)
+                .bind(o.status.as_str())
+                .bind(o.customer.customer_id)
+                .bind(&o.customer.name)
+                .bind(&o.customer.firstname)
+                .bind(&o.customer.email)
+                .bind(&o.shipping_address.street)
+                .bind(&o.shipping_address.zip)
+                .bind(&o.shipping_address.city)
+                .bind(&o.billing_address.street)
+                .bind(&o.billing_address.zip)
+                .bind(&o.billing_address.city)
+                .bind(o.total_cents)
+                .bind(created_us)
+                .bind(created_us);
+        }
         query.execute(&mut *conn).await?;
     }
-    Ok(id)
+    let lines: Vec<(i64, i64, &OrderLine)> = orders
+        .iter()
+        .flat_map(|o| (0..).zip(&o.lines).map(move |(no, l)| (o.id, no, l)))
+        .collect();
+    for chunk in lines.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO order_lines (order_id, line_no, item_id, item_name, price_cents, count) \
+             VALUES {}",
+            values_placeholders(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for (order_id, no, l) in chunk {
+            query = query
+                .bind(*order_id)
+                .bind(*no)
+                .bind(l.item.item_id)
+                .bind(&l.item.name)
+                .bind(l.item.price_cents)
+                .bind(l.count);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Sets a new status and bumps the version.
@@ -205,35 +257,43 @@ pub async fn list(db: &Db, before: i64, limit: i64) -> Result<Vec<Order>, Error>
     Ok(orders)
 }
 
-/// The stored request hash and order of an idempotency key, if it was used.
-pub async fn idempotency_key(
+/// The stored request hash and order of each of `keys` that was used before.
+pub async fn idempotency_keys(
     conn: &mut AnyConnection,
-    key: &str,
-) -> Result<Option<(String, i64)>, Error> {
-    Ok(
-        sqlx::query_as("SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1")
-            .bind(key)
-            .fetch_optional(conn)
-            .await?,
-    )
+    keys: &[&str],
+) -> Result<HashMap<String, (String, i64)>, Error> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "SELECT key, request_hash, order_id FROM idempotency_keys WHERE key IN ({})",
+            list_placeholders(chunk.len())
+        );
+        let mut query = sqlx::query_as(&sql);
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        let rows: Vec<(String, String, i64)> = query.fetch_all(&mut *conn).await?;
+        found.extend(rows.into_iter().map(|(k, h, id)| (k, (h, id))));
+    }
+    Ok(found)
 }
 
-pub async fn remember_key(
+/// Remembers `(key, request hash, order id)` for each new key.
+pub async fn remember_keys(
     conn: &mut AnyConnection,
-    key: &str,
-    hash: &str,
-    order_id: i64,
+    keys: &[(&str, &str, i64)],
     now_us: i64,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO idempotency_keys (key, request_hash, order_id, created_us) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(key)
-    .bind(hash)
-    .bind(order_id)
-    .bind(now_us)
-    .execute(conn)
-    .await?;
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO idempotency_keys (key, request_hash, order_id, created_us) VALUES {}",
+            values_placeholders(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for (key, hash, order_id) in chunk {
+            query = query.bind(*key).bind(*hash).bind(*order_id).bind(now_us);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }

@@ -335,4 +335,9 @@ async fn bulk_seeding_appends_orders_and_their_feed_entries() {
     let order = app.get("/order/orders/700").await.json();
     assert_eq!(order["totalCents"], 9900);
     assert_eq!(order["lines"][0]["item"]["name"], "iPod");
+    assert_eq!(
+        app.place(1).await,
+        1235,
+        "placements continue after the seeded ids"
+    );
 }
