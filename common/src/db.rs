@@ -229,6 +229,22 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Parameters per multi-row statement, at most. SQLite finds each `$N` parameter by a linear
+/// scan of the statement's parameter list when sqlx binds it, so binding costs grow with the
+/// square of the parameter count: a statement of 256 rows × 10 columns spent most of a batch's
+/// time there. Small statements also repeat the same few shapes, which stay prepared.
+pub const MAX_PARAMS_PER_STATEMENT: usize = 256;
+
+/// Rows of `cols` columns per multi-row statement (see [`MAX_PARAMS_PER_STATEMENT`]).
+pub const fn rows_per_statement(cols: usize) -> usize {
+    let rows = MAX_PARAMS_PER_STATEMENT / cols;
+    if rows == 0 {
+        1
+    } else {
+        rows
+    }
+}
+
 /// `($1, $2), ($3, $4), …`: placeholders for a multi-row `VALUES` of `rows` rows of `cols`
 /// columns, numbered from `$1`.
 pub fn values_placeholders(rows: usize, cols: usize) -> String {

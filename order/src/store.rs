@@ -3,7 +3,7 @@
 use common::clock::{from_micros, rfc3339};
 use std::collections::HashMap;
 
-use common::db::{list_placeholders, values_placeholders, Backend, Db};
+use common::db::{list_placeholders, rows_per_statement, values_placeholders, Backend, Db};
 use sqlx::AnyConnection;
 
 use crate::model::{Address, Item, Order, OrderCustomer, OrderLine, Status};
@@ -83,9 +83,6 @@ fn line(r: LineRow) -> OrderLine {
     }
 }
 
-/// Rows per multi-row insert (at most 16 parameters each: far below either backend's limit).
-const INSERT_CHUNK: usize = 500;
-
 /// `n` new order ids, ascending. Postgres draws them from the table's sequence (other
 /// instances may draw concurrently); on SQLite this process is the only writer and holds the
 /// write lock, so the ids after the largest are free.
@@ -126,7 +123,7 @@ pub async fn insert_all(
     orders: &[Order],
     created_us: i64,
 ) -> Result<(), Error> {
-    for chunk in orders.chunks(INSERT_CHUNK) {
+    for chunk in orders.chunks(rows_per_statement(16)) {
         let sql = format!(
             "INSERT INTO orders (id, version, status, customer_id, customer_name, \
              customer_firstname, customer_email, ship_street, ship_zip, ship_city, bill_street, \
@@ -159,7 +156,7 @@ pub async fn insert_all(
         .iter()
         .flat_map(|o| (0..).zip(&o.lines).map(move |(no, l)| (o.id, no, l)))
         .collect();
-    for chunk in lines.chunks(INSERT_CHUNK) {
+    for chunk in lines.chunks(rows_per_statement(6)) {
         let sql = format!(
             "INSERT INTO order_lines (order_id, line_no, item_id, item_name, price_cents, count) \
              VALUES {}",
@@ -199,22 +196,34 @@ pub async fn set_status(
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Order>, Error> {
-    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-    let Some(row): Option<OrderRow> = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let lines: Vec<LineRow> = sqlx::query_as(
-        "SELECT order_id, item_id, item_name, price_cents, count FROM order_lines \
-         WHERE order_id = $1 ORDER BY line_no",
+    // One query, one row per line: the details endpoint is what every consumer calls once per
+    // entry, and on SQLite each query is a round trip to sqlx's connection thread. Every order
+    // has at least one line (checked when placed), so the inner join loses none.
+    let rows: Vec<OrderWithLine> = sqlx::query_as(
+        "SELECT o.id, o.version, o.status, o.customer_id, o.customer_name, o.customer_firstname, \
+         o.customer_email, o.ship_street, o.ship_zip, o.ship_city, o.bill_street, o.bill_zip, \
+         o.bill_city, o.total_cents, o.created_us, o.updated_us, \
+         l.order_id, l.item_id, l.item_name, l.price_cents, l.count \
+         FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.id = $1 ORDER BY l.line_no",
     )
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(Some(row.into_order(lines.into_iter().map(line).collect())))
+    let mut rows = rows.into_iter();
+    let Some(first) = rows.next() else {
+        return Ok(None);
+    };
+    let mut lines = vec![line(first.line)];
+    lines.extend(rows.map(|r| line(r.line)));
+    Ok(Some(first.order.into_order(lines)))
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderWithLine {
+    #[sqlx(flatten)]
+    order: OrderRow,
+    #[sqlx(flatten)]
+    line: LineRow,
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Order>, Error> {
@@ -263,7 +272,7 @@ pub async fn idempotency_keys(
     keys: &[&str],
 ) -> Result<HashMap<String, (String, i64)>, Error> {
     let mut found = HashMap::new();
-    for chunk in keys.chunks(INSERT_CHUNK) {
+    for chunk in keys.chunks(rows_per_statement(1)) {
         let sql = format!(
             "SELECT key, request_hash, order_id FROM idempotency_keys WHERE key IN ({})",
             list_placeholders(chunk.len())
@@ -284,7 +293,7 @@ pub async fn remember_keys(
     keys: &[(&str, &str, i64)],
     now_us: i64,
 ) -> Result<(), Error> {
-    for chunk in keys.chunks(INSERT_CHUNK) {
+    for chunk in keys.chunks(rows_per_statement(4)) {
         let sql = format!(
             "INSERT INTO idempotency_keys (key, request_hash, order_id, created_us) VALUES {}",
             values_placeholders(chunk.len(), 4)

@@ -3,13 +3,10 @@
 use common::consumer::{Outcome, Projection};
 use std::collections::{HashMap, HashSet};
 
-use common::db::{list_placeholders, values_placeholders};
+use common::db::{list_placeholders, rows_per_statement, values_placeholders};
 use sqlx::AnyConnection;
 
 use crate::model::OrderDoc;
-
-/// Rows per multi-row statement: well under every backend's limit on bound values.
-const ROWS_PER_STATEMENT: usize = 200;
 
 /// Shipments as a projection of the order feed.
 pub struct Shipments;
@@ -39,7 +36,7 @@ impl Projection for Shipments {
         winners.sort_unstable();
         // An older (or the same) version never overwrites what we have.
         let mut applied = HashSet::new();
-        for chunk in winners.chunks(ROWS_PER_STATEMENT) {
+        for chunk in winners.chunks(rows_per_statement(10)) {
             let sql = format!(
                 "INSERT INTO shipments (order_id, version, status, customer_id, name, firstname, street, zip, city, ordered_at_us) VALUES {} \
                  ON CONFLICT (order_id) DO UPDATE SET version = excluded.version, status = excluded.status, customer_id = excluded.customer_id, name = excluded.name, firstname = excluded.firstname, street = excluded.street, zip = excluded.zip, city = excluded.city, ordered_at_us = excluded.ordered_at_us \
@@ -68,7 +65,7 @@ impl Projection for Shipments {
             .map(|&i| batch[i])
             .filter(|o| applied.contains(&o.id))
             .collect();
-        for chunk in written.chunks(ROWS_PER_STATEMENT) {
+        for chunk in written.chunks(rows_per_statement(1)) {
             let sql = format!(
                 "DELETE FROM shipment_lines WHERE order_id IN ({})",
                 list_placeholders(chunk.len())
@@ -83,7 +80,7 @@ impl Projection for Shipments {
             .iter()
             .flat_map(|o| (0..o.lines.len()).map(move |no| (*o, no)))
             .collect();
-        for chunk in all_lines.chunks(ROWS_PER_STATEMENT) {
+        for chunk in all_lines.chunks(rows_per_statement(5)) {
             let sql = format!(
                 "INSERT INTO shipment_lines (order_id, line_no, item_id, name, count) VALUES {}",
                 values_placeholders(chunk.len(), 5)

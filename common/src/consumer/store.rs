@@ -58,7 +58,7 @@ pub async fn already_handled(
     ids: &[&str],
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut seen = HashSet::new();
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(crate::db::rows_per_statement(1)) {
         let sql = format!(
             "SELECT entry_id FROM consumer_handled WHERE entry_id IN ({})",
             list_placeholders(chunk.len())
@@ -80,7 +80,7 @@ pub async fn record_handled(
     now_us: i64,
 ) -> Result<(), sqlx::Error> {
     let mut seq = after;
-    for chunk in entries.chunks(500) {
+    for chunk in entries.chunks(crate::db::rows_per_statement(4)) {
         let sql = format!(
             "INSERT INTO consumer_handled (entry_id, seq, outcome, handled_us) VALUES {}",
             values_placeholders(chunk.len(), 4)

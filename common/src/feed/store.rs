@@ -48,9 +48,8 @@ pub struct Appended {
     pub prev_updated_us: i64,
 }
 
-/// Rows per multi-row insert when appending (7 parameters each, far below either database's
-/// parameter limit).
-const APPEND_CHUNK: usize = 500;
+/// Rows per multi-row insert when appending.
+const APPEND_CHUNK: usize = crate::db::rows_per_statement(7);
 
 /// Appends `entries`, in order, inside `tx`; `None` when there are none.
 ///
