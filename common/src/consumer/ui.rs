@@ -115,7 +115,7 @@ pub fn panel(report: &ConsumerReport, prefix: &str) -> Markup {
                         tbody {
                             @for p in &report.parked.entries {
                                 tr {
-                                    td { code { (p.row.entry_id) } br; a href=(p.row.link) { (p.row.link) } }
+                                    td { code { (p.row.entry_id) } br; (link(&p.row.link)) }
                                     td { (p.row.reason) }
                                     td.num { (p.row.attempts) }
                                     td { (ui::time(&p.parked_at)) }
@@ -130,6 +130,32 @@ pub fn panel(report: &ConsumerReport, prefix: &str) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A link taken from a feed, as a link only when it is one a browser should follow: a parked
+/// entry may carry anything, `javascript:` included.
+fn link(href: &str) -> Markup {
+    let followable = href.starts_with("https://")
+        || href.starts_with("http://")
+        || (href.starts_with('/') && !href.starts_with("//"));
+    html! {
+        @if followable { a href=(href) { (href) } } @else { code { (href) } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_from_a_feed_are_followable_only_when_they_are_http() {
+        assert!(link("/order/orders/1").into_string().contains("href"));
+        assert!(link("https://example.com/x").into_string().contains("href"));
+        for hostile in ["javascript:alert(1)", "//evil.example/x", "data:text/html,hi"] {
+            let html = link(hostile).into_string();
+            assert!(!html.contains("href"), "{html}");
         }
     }
 }
