@@ -2,7 +2,9 @@
 //! position order), so one transaction per order caps the rate at one commit's latency. Instead
 //! one writer task takes every placement waiting at that moment, writes them all in one
 //! transaction with one multi-row feed append, commits once, and answers each. An order is
-//! answered only after its transaction committed, exactly as before.
+//! answered only after its transaction committed, exactly as before. A placement already handed
+//! to the writer is written even if its client has gone away meanwhile (its transaction is shared
+//! with others); a retry under the same Idempotency-Key then finds that order.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -153,7 +153,11 @@ mod tests {
     fn links_from_a_feed_are_followable_only_when_they_are_http() {
         assert!(link("/order/orders/1").into_string().contains("href"));
         assert!(link("https://example.com/x").into_string().contains("href"));
-        for hostile in ["javascript:alert(1)", "//evil.example/x", "data:text/html,hi"] {
+        for hostile in [
+            "javascript:alert(1)",
+            "//evil.example/x",
+            "data:text/html,hi",
+        ] {
             let html = link(hostile).into_string();
             assert!(!html.contains("href"), "{html}");
         }
