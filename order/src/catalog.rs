@@ -118,8 +118,8 @@ fn customer(r: CustomerRow) -> Customer {
 /// runs, so placing an order validates against it without a query.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    customers: std::collections::HashMap<i64, Customer>,
-    items: std::collections::HashMap<i64, Item>,
+    customers: std::collections::BTreeMap<i64, Customer>,
+    items: std::collections::BTreeMap<i64, Item>,
 }
 
 impl Catalog {
@@ -138,6 +138,16 @@ impl Catalog {
 
     pub fn item(&self, id: i64) -> Option<&Item> {
         self.items.get(&id)
+    }
+
+    /// Every customer, by id.
+    pub fn customers(&self) -> impl Iterator<Item = &Customer> {
+        self.customers.values()
+    }
+
+    /// Every item, by id.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
     }
 }
 

@@ -118,6 +118,8 @@ pub struct Parts {
     pub shutdown: CancellationToken,
     /// Where placements go to be written in a group commit.
     pub placer: placer::Placer,
+    /// The seeded catalog, loaded once: it never changes while the service runs.
+    pub catalog: Arc<catalog::Catalog>,
 }
 
 /// A ready-to-serve order service.
@@ -157,11 +159,12 @@ impl OrderService {
         let feed_metrics = FeedMetrics::register(&mut registry);
         let feed = Publisher::open(db.clone(), feed_settings, clock.clone(), feed_metrics).await?;
         feed.follow_other_writers(shutdown.clone()).await?;
+        let catalog = Arc::new(catalog::Catalog::load(&db).await?);
         let placer = placer::Placer::start(placer::Writer {
             db: db.clone(),
             feed: feed.clone(),
             clock: clock.clone(),
-            catalog: Arc::new(catalog::Catalog::load(&db).await?),
+            catalog: catalog.clone(),
         });
         Ok(OrderService {
             state: AppState(Arc::new(Parts {
@@ -170,6 +173,7 @@ impl OrderService {
                 clock,
                 shutdown,
                 placer,
+                catalog,
             })),
             http_metrics,
             registry: Arc::new(registry),

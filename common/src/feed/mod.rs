@@ -143,7 +143,7 @@ impl Publisher {
         appended.ok_or_else(|| Error::Feed("an append of one entry appended none".into()))
     }
 
-    /// Appends `entries` in `tx`, in order, with one statement per 500 (a group commit of many
+    /// Appends `entries` in `tx`, in order, with multi-row statements (a group commit of many
     /// writes); `None` when there are none. Call it last before [`Publisher::commit`].
     pub async fn append_all(
         &self,

@@ -15,7 +15,7 @@ use common::ui::{self, HtmlError, Section};
 
 use crate::model::IdempotencyKey;
 use crate::service::{self, Placed};
-use crate::{catalog, store, AppState, Error};
+use crate::{store, AppState, Error};
 use form::{FieldErrors, OrderForm};
 
 pub fn router() -> Router<AppState> {
@@ -49,28 +49,24 @@ async fn list(
     Ok(pages::page("Orders", pages::list(&orders, page.limit)))
 }
 
-async fn new_order(State(state): State<AppState>) -> Result<Response, HtmlError> {
+async fn new_order(State(state): State<AppState>) -> Response {
     form_page(
         &state,
         &OrderForm::blank(),
         &FieldErrors::new(),
         StatusCode::OK,
     )
-    .await
 }
 
-async fn form_page(
+fn form_page(
     state: &AppState,
     form: &OrderForm,
     errors: &FieldErrors,
     status: StatusCode,
-) -> Result<Response, HtmlError> {
+) -> Response {
     // The seeded catalog is small; the form offers all of it.
-    let customers = catalog::customers(&state.db, i64::MAX, 500).await?;
-    let mut items = catalog::items(&state.db, i64::MAX, 500).await?;
-    items.sort_by_key(|i| i.item_id);
-    let body = pages::new_order(&customers, &items, form, errors);
-    Ok((status, pages::page("Place an order", body)).into_response())
+    let body = pages::new_order(&state.catalog, form, errors);
+    (status, pages::page("Place an order", body)).into_response()
 }
 
 /// Places the order and shows it, or shows the form again with the input kept and each error
@@ -85,7 +81,12 @@ async fn place(
     let request = match form.to_request() {
         Ok(request) => request,
         Err(errors) => {
-            return form_page(&state, &form, &errors, StatusCode::UNPROCESSABLE_ENTITY).await
+            return Ok(form_page(
+                &state,
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ))
         }
     };
     let key = IdempotencyKey::parse(form.key.as_bytes()).ok();
@@ -97,7 +98,12 @@ async fn place(
         // used for another order) belongs to no single field.
         Err(Error::Invalid(message)) => {
             let errors = FieldErrors::from([(form::FORM.to_owned(), message)]);
-            form_page(&state, &form, &errors, StatusCode::UNPROCESSABLE_ENTITY).await
+            Ok(form_page(
+                &state,
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ))
         }
         Err(e) => Err(e.into()),
     }

@@ -4,7 +4,8 @@ use common::ui::{self, Section};
 use maud::{html, Markup};
 
 use super::form::{self, FieldErrors, OrderForm};
-use crate::model::{Address, Customer, Item, Order, Status, MAX_COUNT};
+use crate::catalog::Catalog;
+use crate::model::{Address, Order, Status, MAX_COUNT};
 
 pub const LIST: &str = "/order/ui/";
 pub const NEW: &str = "/order/ui/orders/new";
@@ -46,12 +47,7 @@ pub fn list(orders: &[Order], limit: i64) -> Markup {
 }
 
 /// The form, filled with `form` and showing `errors` next to their fields.
-pub fn new_order(
-    customers: &[Customer],
-    items: &[Item],
-    form: &OrderForm,
-    errors: &FieldErrors,
-) -> Markup {
+pub fn new_order(catalog: &Catalog, form: &OrderForm, errors: &FieldErrors) -> Markup {
     html! {
         h1 { "Place an order" }
         @if !errors.is_empty() {
@@ -67,7 +63,7 @@ pub fn new_order(
                 select id="customerId" name=(form::CUSTOMER) required
                     aria-invalid=[errors.contains_key(form::CUSTOMER).then_some("true")] {
                     option value="" { "Choose…" }
-                    @for c in customers {
+                    @for c in catalog.customers() {
                         @let id = c.customer_id.to_string();
                         option value=(id) selected[form.customer == id] {
                             (c.firstname) " " (c.name) " (" (c.email) ")"
@@ -82,7 +78,7 @@ pub fn new_order(
                     table {
                         thead { tr { th { "Item" } th.num { "Price" } th { "Count" } } }
                         tbody {
-                            @for item in items {
+                            @for item in catalog.items() {
                                 @let field = form::count_field(item.item_id);
                                 tr {
                                     td { label for=(field) { (item.name) } }
