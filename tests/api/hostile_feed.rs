@@ -24,6 +24,7 @@ enum Mode {
     ExternalEntity,
     Huge,
     MissingId,
+    DeepNesting,
     Mixed,
 }
 
@@ -103,13 +104,27 @@ async fn feed(State(h): State<Hostile>) -> Response {
             r
         }
         Mode::MissingId => atom(&entry("", 1, "/details/good")).into_response(),
+        Mode::DeepNesting => {
+            // 200 000 levels of an extension element (2.2 MB, under the page size limit): a
+            // recursive parser overflows its stack on it and aborts the whole process.
+            let depth = 200_000;
+            let deep = format!(
+                r#"<entry><id>urn:deep</id><title>d</title><updated>2026-01-01T00:00:01Z</updated>
+<x:a xmlns:x="urn:x">{}{}</x:a><link href="/details/good"/></entry>"#,
+                "<x:a>".repeat(depth),
+                "</x:a>".repeat(depth)
+            );
+            atom(&deep).into_response()
+        }
         Mode::Mixed => {
-            // Newest first: a duplicate of the good entry, an order whose numbers overflow, a
-            // good entry, bad details, and a link to another origin.
+            // Newest first: the good entry (and the same revision again), an order whose
+            // numbers overflow, details nested deeper than any parser should follow, bad
+            // details, and a link to another origin.
             let entries = [
                 entry("urn:good", 5, "/details/good"),
                 entry("urn:overflow", 4, "/details/overflow"),
-                entry("urn:good", 3, "/details/good"),
+                entry("urn:deep-json", 3, "/details/deep"),
+                entry("urn:good", 5, "/details/good"),
                 entry("urn:bad-details", 2, "/details/bad"),
                 entry("urn:elsewhere", 1, &h.elsewhere),
             ]
@@ -160,13 +175,14 @@ async fn a_broken_feed_is_reported_and_stores_nothing() {
 
     for (m, expected) in [
         (Mode::Html, "not an Atom feed"),
-        (Mode::Malformed, "malformed Atom"),
+        (Mode::Malformed, "malformed XML"),
         (Mode::Oversized, "exceeds the limit"),
         (Mode::Endless, "exceeds the limit"),
         (Mode::BillionLaughs, "DOCTYPE"),
         (Mode::ExternalEntity, "DOCTYPE"),
         (Mode::Huge, "104857600 bytes exceeds the limit"),
         (Mode::MissingId, "no atom:id"),
+        (Mode::DeepNesting, "nested deeper than 64 levels"),
     ] {
         *mode.lock().unwrap() = m;
 
@@ -184,6 +200,11 @@ async fn a_broken_feed_is_reported_and_stores_nothing() {
         assert!(invoicing.copies().await.is_empty());
         assert_eq!(invoicing.get("/invoicing/health").await.status, 200);
     }
+    let metrics = invoicing.get("/invoicing/metrics").await.text();
+    assert!(
+        metrics.contains(r#"consumer_poll_errors_total{kind="feed"}"#),
+        "{metrics}"
+    );
 }
 
 /// Entries linking to another origin, details of the wrong shape or with overflowing numbers
@@ -214,6 +235,19 @@ async fn hostile_entries_are_parked_and_other_hosts_never_called() {
                 get(|| async { r#"{"id": "seventy", "version": 1e999}"# }),
             )
             .route("/details/overflow", get(|| async { OVERFLOW_ORDER }))
+            .route(
+                "/details/deep",
+                get(|| async {
+                    // 100 000 nested arrays inside a valid-looking order, well under the size
+                    // limit: serde_json's recursion limit refuses it.
+                    let n = 100_000;
+                    format!(
+                        r#"{{"id": 79, "version": 1, "x": {}{}}}"#,
+                        "[".repeat(n),
+                        "]".repeat(n)
+                    )
+                }),
+            )
             .with_state(hostile),
     )
     .await;
@@ -228,7 +262,7 @@ async fn hostile_entries_are_parked_and_other_hosts_never_called() {
         "no request to another origin"
     );
     let status = invoicing.report().await;
-    assert_eq!(status["parked"]["count"], 3);
+    assert_eq!(status["parked"]["count"], 4);
     let reasons: Vec<(String, String)> = status["parked"]["entries"]
         .as_array()
         .unwrap()
@@ -251,6 +285,22 @@ async fn hostile_entries_are_parked_and_other_hosts_never_called() {
             .iter()
             .any(|(id, r)| id == "urn:bad-details" && r.contains("do not parse")),
         "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(id, r)| id == "urn:deep-json" && r.contains("nested deeper than 64")),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        invoicing
+            .handled()
+            .await
+            .iter()
+            .filter(|id| *id == "urn:good")
+            .count(),
+        1,
+        "the same revision listed twice is handled once"
     );
     let invoices = invoicing.copies().await;
     assert_eq!(invoices.len(), 1);

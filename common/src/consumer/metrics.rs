@@ -19,13 +19,15 @@ pub struct ConsumerMetrics {
     pub(super) entries: Family<Kind, Counter>,
     /// Retries, by what was retried (details, apply).
     pub(super) retries: Family<Kind, Counter>,
-    /// Polls, by result (ok, not-modified, error).
+    /// Polls, by result (ok, not-modified, error, standby, stopped).
     pub(super) polls: Family<Kind, Counter>,
-    /// Failed polls, by cause (transient, permanent, feed, database).
+    /// Failed polls, by cause (transient, permanent, feed, database, other-feed, checkpoint-lost).
     pub(super) poll_errors: Family<Kind, Counter>,
     pub(super) lag_entries: Gauge,
     pub(super) lag_seconds: Gauge<f64, AtomicU64>,
     pub(super) parked: Gauge,
+    /// 1 while the consumer is stopped (another feed, a lost checkpoint), else 0.
+    pub(super) stopped: Gauge,
 }
 
 impl ConsumerMetrics {
@@ -65,6 +67,11 @@ impl ConsumerMetrics {
             "consumer_parked_entries",
             "Entries parked now",
             m.parked.clone(),
+        );
+        registry.register(
+            "consumer_stopped",
+            "1 while the consumer applies nothing because the feed is another or lost its checkpoint",
+            m.stopped.clone(),
         );
         m
     }

@@ -11,6 +11,7 @@
 
 mod backoff;
 pub mod client;
+pub mod details;
 mod lease;
 mod metrics;
 pub mod page;
@@ -101,13 +102,90 @@ pub struct ConsumerSettings {
     pub lease_ttl: Duration,
 }
 
+/// What a poll came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollStatus {
+    /// The feed had changed and every new entry was handled.
+    Ok,
+    /// The head was unchanged (`304`).
+    NotModified,
+    /// The poll failed; it is retried with backoff.
+    Error,
+    /// Another instance holds the lease.
+    Standby,
+    /// The consumer cannot be sure its copies would stay right and applies nothing until an
+    /// operator decides (see [`Stop`]).
+    Stopped,
+}
+
+impl PollStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollStatus::Ok => "ok",
+            PollStatus::NotModified => "not-modified",
+            PollStatus::Error => "error",
+            PollStatus::Standby => "standby",
+            PollStatus::Stopped => "stopped",
+        }
+    }
+
+    /// Whether the next poll waits with backoff.
+    fn failed(self) -> bool {
+        matches!(self, PollStatus::Error | PollStatus::Stopped)
+    }
+}
+
+impl std::fmt::Display for PollStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a consumer stopped applying entries. Each is the feed telling it something that no
+/// retry can fix and no guess can make safe; `rebuild` (or restoring the old feed) resolves it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Stop {
+    /// The feed at the URL is not the one the checkpoint belongs to.
+    #[error(
+        "the feed at {url} is another feed (atom:id {found:?}, the checkpoint belongs to \
+         {expected:?}); its entries would be mixed into copies of the old feed, so nothing is \
+         applied: rebuild to start over from the new feed"
+    )]
+    OtherFeed {
+        url: String,
+        expected: String,
+        found: String,
+    },
+    /// The feed no longer holds the revision the checkpoint names.
+    #[error(
+        "the checkpoint, entry {entry_id:?} updated {updated}, is no longer in the feed at \
+         {url} (reset, or restored from an older state?); nothing is applied: rebuild to start \
+         over from the feed as it is"
+    )]
+    CheckpointLost {
+        url: String,
+        entry_id: String,
+        updated: String,
+    },
+}
+
+impl Stop {
+    /// The `kind` label of `consumer_poll_errors`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Stop::OtherFeed { .. } => "other-feed",
+            Stop::CheckpointLost { .. } => "checkpoint-lost",
+        }
+    }
+}
+
 /// How the last poll went.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PollReport {
     pub at: String,
-    /// `ok`, `not-modified`, `error`, or `standby` (another instance holds the lease).
-    pub status: &'static str,
+    pub status: PollStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Entries handled by this poll (parked ones included).
@@ -122,6 +200,8 @@ struct Status {
     head_updated_us: i64,
     /// Entries seen but not handled yet.
     pending: u64,
+    /// Why the consumer stopped, while the head stays as it was when it did.
+    stopped: Option<Stop>,
 }
 
 /// Why a poll stopped early.
@@ -135,6 +215,8 @@ enum PollError {
     Db(#[from] Error),
     #[error("{0}")]
     Fenced(String),
+    #[error("stopped: {0}")]
+    Stopped(Stop),
     #[error("shutting down")]
     Cancelled,
 }
@@ -148,6 +230,7 @@ impl PollError {
             PollError::Feed(_) => "feed",
             PollError::Db(_) => "database",
             PollError::Fenced(_) => "fenced",
+            PollError::Stopped(stop) => stop.kind(),
             PollError::Cancelled => "cancelled",
         }
     }
@@ -315,7 +398,7 @@ impl<P: Projection> Consumer<P> {
         if self.inner.lease.fence().is_none() && !self.inner.lease.tick().await.unwrap_or(false) {
             return PollReport {
                 at: rfc3339(chrono::Utc::now()),
-                status: "standby",
+                status: PollStatus::Standby,
                 detail: Some("another instance holds the lease".into()),
                 handled: 0,
             };
@@ -327,16 +410,26 @@ impl<P: Projection> Consumer<P> {
         let report = match result {
             Ok(true) => PollReport {
                 at,
-                status: "ok",
+                status: PollStatus::Ok,
                 detail: None,
                 handled,
             },
             Ok(false) => PollReport {
                 at,
-                status: "not-modified",
+                status: PollStatus::NotModified,
                 detail: None,
                 handled,
             },
+            Err(PollError::Stopped(stop)) => {
+                ConsumerMetrics::inc(&self.inner.metrics.poll_errors, stop.kind());
+                tracing::error!(feed = %self.inner.settings.feed_url, reason = %stop, "consumer stopped");
+                PollReport {
+                    at,
+                    status: PollStatus::Stopped,
+                    detail: Some(stop.to_string()),
+                    handled,
+                }
+            }
             Err(e) => {
                 ConsumerMetrics::inc(&self.inner.metrics.poll_errors, e.kind());
                 if !matches!(e, PollError::Cancelled) {
@@ -344,15 +437,17 @@ impl<P: Projection> Consumer<P> {
                 }
                 PollReport {
                     at,
-                    status: "error",
+                    status: PollStatus::Error,
                     detail: Some(e.to_string()),
                     handled,
                 }
             }
         };
         let m = &self.inner.metrics;
-        ConsumerMetrics::inc(&m.polls, report.status);
-        if handled > 0 || report.status == "error" {
+        ConsumerMetrics::inc(&m.polls, report.status.as_str());
+        m.stopped
+            .set(i64::from(report.status == PollStatus::Stopped));
+        if handled > 0 || report.status == PollStatus::Error {
             if let Ok(n) = store::parked_count(&self.inner.db).await {
                 m.parked.set(n);
             }
@@ -364,7 +459,7 @@ impl<P: Projection> Consumer<P> {
                 .set((status.head_updated_us - checkpoint.entry_updated_us).max(0) as f64 / 1e6);
         }
         let mut status = lock(&self.inner.status);
-        if report.status == "error" {
+        if report.status.failed() {
             status.consecutive_failures = status.consecutive_failures.saturating_add(1);
         } else {
             status.consecutive_failures = 0;
@@ -409,8 +504,7 @@ impl<P: Projection> Consumer<P> {
         let details = match Url::parse(&row.link) {
             Ok(url) if self.inner.client.allowed(&url) => {
                 match self.inner.client.details(&url).await {
-                    Ok(f) => serde_json::from_slice::<P::Details>(&f.body)
-                        .map_err(|e| format!("{url}: details do not parse: {e}"))
+                    Ok(f) => details::parse::<P::Details>(&url, &f.body)
                         .and_then(|d| self.inner.projection.check(&d).map(|()| d)),
                     Err(e) => Err(e.to_string()),
                 }
@@ -454,10 +548,11 @@ impl<P: Projection> Consumer<P> {
             store::reset(tx.conn()).await?;
             tx.commit().await?;
             *validators = client::Validators::default();
+            lock(&self.inner.status).stopped = None;
         }
         tracing::info!(name = %self.inner.settings.name, "local copies dropped; re-reading the feed");
         let report = self.poll().await;
-        if report.status == "error" {
+        if report.status.failed() {
             return Err(Error::Feed(format!(
                 "rebuild could not read the feed: {}",
                 report.detail.as_deref().unwrap_or("unknown error")

@@ -8,7 +8,7 @@ use url::Url;
 
 use super::{
     client, lock, page, store, Consumer, ConsumerMetrics, FeedEntry, FeedPage, FetchError, Outcome,
-    PollError, Projection,
+    PollError, Projection, Stop,
 };
 use crate::Error;
 
@@ -20,11 +20,21 @@ pub(super) enum Slot {
 }
 
 /// Whether entries are handled as new (after the checkpoint) or replayed (older pages again).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Direction {
-    Forward,
+    /// Moves the checkpoint, recording the feed (its `atom:id`) it belongs to.
+    Forward(String),
     /// Never moves the checkpoint backwards.
     Replay,
+}
+
+/// The pages a walk back collected, newest first.
+pub(super) struct Walk {
+    pub slots: Vec<Slot>,
+    /// Whether a page holds the checkpoint revision.
+    pub found: bool,
+    /// Whether a page holds a newer revision of the checkpoint entry.
+    pub superseded: bool,
 }
 
 /// Attempts at one older page within a poll before the poll gives up (and the next starts).
@@ -48,24 +58,88 @@ impl<P: Projection> Consumer<P> {
         let head = match head {
             Some(head) => head,
             None => match self.inner.client.page(feed_url, validators).await? {
-                client::Conditional::NotModified => return Ok(false),
+                client::Conditional::NotModified => {
+                    // Still the head it stopped at: still stopped.
+                    if let Some(stop) = lock(&self.inner.status).stopped.clone() {
+                        return Err(PollError::Stopped(stop));
+                    }
+                    return Ok(false);
+                }
                 client::Conditional::Modified(f) => f,
             },
         };
         let head_page = page::parse(&head.url, &head.body).map_err(PollError::Feed)?;
+        match self.poll_page(head_page, handled).await {
+            Err(PollError::Stopped(stop)) => {
+                // Re-examined only when the head changes, so a stopped consumer polls cheaply.
+                lock(&self.inner.status).stopped = Some(stop.clone());
+                *validators = head.validators;
+                Err(PollError::Stopped(stop))
+            }
+            other => {
+                other?;
+                lock(&self.inner.status).stopped = None;
+                *validators = head.validators;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Everything after the head was fetched: the feed's identity, the walk back to the
+    /// checkpoint, and handling what is new.
+    async fn poll_page(&self, head_page: FeedPage, handled: &mut u64) -> Result<(), PollError> {
         if let Some(newest) = head_page.entries.last() {
             lock(&self.inner.status).head_updated_us = newest.updated_us;
         }
         let checkpoint = store::checkpoint(&self.inner.db).await?;
-        let (slots, found) = self
-            .walk_back(head_page, checkpoint.entry_id.as_deref())
-            .await?;
-        if checkpoint.entry_id.is_some() && !found {
-            tracing::warn!(
-                checkpoint = checkpoint.entry_id.as_deref().unwrap_or_default(),
-                "checkpoint not found in the feed; re-reading from the first page \
-                 (entries already handled are skipped)"
+        // RFC 4287 §4.2.6: an atom:id is permanent and universally unique, so another id is
+        // another feed, whatever URL it is served at.
+        if let Some(expected) = &checkpoint.feed_id {
+            if *expected != head_page.feed_id {
+                return Err(PollError::Stopped(Stop::OtherFeed {
+                    url: head_page.url.to_string(),
+                    expected: expected.clone(),
+                    found: head_page.feed_id.clone(),
+                }));
+            }
+        }
+        let feed_id = head_page.feed_id.clone();
+        let anchor = checkpoint
+            .entry_id
+            .as_deref()
+            .map(|id| (id, checkpoint.entry_updated_us));
+        let walk = self.walk_back(head_page, anchor).await?;
+        if let (Some((id, updated_us)), false) = (anchor, walk.found) {
+            if !walk.superseded {
+                return Err(PollError::Stopped(Stop::CheckpointLost {
+                    url: self.inner.settings.feed_url.to_string(),
+                    entry_id: id.to_owned(),
+                    updated: crate::clock::rfc3339(crate::clock::from_micros(updated_us)),
+                }));
+            }
+            // The feed holds a newer revision of the checkpoint instead (an entry revised in
+            // place), and every page was read: handling every revision not handled yet is
+            // exact.
+            tracing::info!(
+                checkpoint = id,
+                "the checkpoint entry was revised; re-reading the whole feed"
             );
+        }
+        // Oldest first. Within a page, order says nothing: what is new is what has not been
+        // handled, so drop the revisions already handled from every page held.
+        let mut slots: Vec<Slot> = walk.slots.into_iter().rev().collect();
+        if anchor.is_some() {
+            for slot in &mut slots {
+                if let Slot::Parsed(page) = slot {
+                    let mut conn = self.inner.db.pool().acquire().await.map_err(Error::from)?;
+                    let ids: Vec<&str> = page.entries.iter().map(|e| e.id.as_str()).collect();
+                    let known = store::handled_revisions(&mut conn, &ids)
+                        .await
+                        .map_err(Error::from)?;
+                    page.entries
+                        .retain(|e| known.get(&e.id).is_none_or(|&u| u < e.updated_us));
+                }
+            }
         }
         let pending: usize = slots
             .iter()
@@ -75,40 +149,41 @@ impl<P: Projection> Consumer<P> {
             })
             .sum();
         lock(&self.inner.status).pending = pending as u64;
-        // Oldest first; only the oldest page holds the checkpoint, so start after it there.
-        let mut slots: Vec<Slot> = slots.into_iter().rev().collect();
-        let after = match (&checkpoint.entry_id, slots.first(), found) {
-            (Some(id), Some(Slot::Parsed(oldest)), true) => oldest.position_of(id),
-            _ => None,
-        };
-        if let (Some(index), Some(Slot::Parsed(oldest))) = (after, slots.first_mut()) {
-            oldest.entries.drain(..=index);
-            self.subtract_pending(index as u64 + 1);
-        }
-        *handled += self.handle(slots, Direction::Forward).await?;
-        *validators = head.validators;
-        Ok(true)
+        *handled += self.handle(slots, Direction::Forward(feed_id)).await?;
+        Ok(())
     }
 
-    /// Walks `prev-archive` links from the head until a page holds `checkpoint` or there is no
-    /// older page. Returns the pages newest first, and whether the checkpoint was found.
+    /// Walks `prev-archive` links from the head until a page holds the `checkpoint` revision
+    /// or there is no older page. Returns the pages newest first.
     pub(super) async fn walk_back(
         &self,
         head: FeedPage,
-        checkpoint: Option<&str>,
-    ) -> Result<(Vec<Slot>, bool), PollError> {
+        checkpoint: Option<(&str, i64)>,
+    ) -> Result<Walk, PollError> {
         let mut visited = HashSet::from([head.url.clone()]);
+        let mut superseded = false;
         let mut slots = vec![Slot::Parsed(head)];
         let mut parsed = 1;
         loop {
             let Some(Slot::Parsed(top)) = slots.last() else {
                 return Err(PollError::Feed("walk back lost its page".into()));
             };
-            if checkpoint.is_some_and(|id| top.position_of(id).is_some()) {
-                return Ok((slots, true));
+            if let Some((id, updated_us)) = checkpoint {
+                if top.position_of(id, updated_us).is_some() {
+                    return Ok(Walk {
+                        slots,
+                        found: true,
+                        superseded,
+                    });
+                }
+                superseded |= top.supersedes(id, updated_us);
             }
             let Some(prev) = top.prev_archive.clone() else {
-                return Ok((slots, false));
+                return Ok(Walk {
+                    slots,
+                    found: false,
+                    superseded,
+                });
             };
             if !visited.insert(prev.clone()) {
                 return Err(PollError::Feed(format!(
@@ -230,7 +305,7 @@ impl<P: Projection> Consumer<P> {
                 return Err(PollError::Cancelled);
             }
             let started = std::time::Instant::now();
-            self.apply_with_retry(&batch, direction).await?;
+            self.apply_with_retry(&batch, &direction).await?;
             tracing::debug!(entries = batch.len(), took = ?started.elapsed(), "batch applied");
             handled += batch.len() as u64;
             self.subtract_pending(batch.len() as u64);
@@ -255,9 +330,8 @@ impl<P: Projection> Consumer<P> {
         loop {
             match self.inner.client.details(url).await {
                 Ok(fetched) => {
-                    let parsed = serde_json::from_slice::<P::Details>(&fetched.body)
-                        .map_err(|e| format!("{url}: details do not parse: {e}"))
-                        .and_then(|d| {
+                    let parsed =
+                        super::details::parse::<P::Details>(url, &fetched.body).and_then(|d| {
                             self.inner
                                 .projection
                                 .check(&d)
@@ -282,7 +356,7 @@ impl<P: Projection> Consumer<P> {
     pub(super) async fn apply_with_retry(
         &self,
         batch: &[(FeedEntry, Result<P::Details, String>)],
-        direction: Direction,
+        direction: &Direction,
     ) -> Result<(), PollError> {
         let mut attempt = 0;
         loop {
@@ -310,17 +384,28 @@ impl<P: Projection> Consumer<P> {
     pub(super) async fn apply(
         &self,
         batch: &[(FeedEntry, Result<P::Details, String>)],
-        direction: Direction,
+        direction: &Direction,
     ) -> Result<(), Error> {
         let mut tx = self.inner.db.begin_write().await?;
         self.inner.lease.check(tx.conn()).await?;
         let seq = store::handled_count(tx.conn()).await?;
         let ids: Vec<&str> = batch.iter().map(|(e, _)| e.id.as_str()).collect();
-        let mut seen = store::already_handled(tx.conn(), &ids).await?;
-        // Redelivered entries and ids repeated within the batch are no-ops.
+        let mut known = store::handled_revisions(tx.conn(), &ids).await?;
+        // A revision is new unless this or a newer revision of the entry was handled, before
+        // or earlier in this batch; redelivered entries and older revisions are no-ops.
+        let mut revised = Vec::new();
         let fresh: Vec<&(FeedEntry, Result<P::Details, String>)> = batch
             .iter()
-            .filter(|(e, _)| seen.insert(e.id.clone()))
+            .filter(|(e, _)| match known.get(&e.id) {
+                Some(&u) if u >= e.updated_us => false,
+                previous => {
+                    if previous.is_some() {
+                        revised.push(e.id.as_str());
+                    }
+                    known.insert(e.id.clone(), e.updated_us);
+                    true
+                }
+            })
             .collect();
         let good: Vec<&P::Details> = fresh.iter().filter_map(|(_, d)| d.as_ref().ok()).collect();
         let mut outcomes = self
@@ -350,16 +435,37 @@ impl<P: Projection> Consumer<P> {
             };
             records.push((entry, outcome, what));
         }
-        let handled: Vec<(&str, &str)> = records
-            .iter()
-            .map(|(e, o, _)| (e.id.as_str(), *o))
-            .collect();
-        store::record_handled(tx.conn(), &handled, seq, now_us).await?;
-        let seq = seq + handled.len() as i64;
+        if !revised.is_empty() {
+            // A parked revision that a newer one replaced is no longer the entry's state: the
+            // newer one was applied, or parked in its place.
+            let applied: Vec<&str> = records
+                .iter()
+                .filter(|(e, o, _)| *o != "parked" && revised.contains(&e.id.as_str()))
+                .map(|(e, _, _)| e.id.as_str())
+                .collect();
+            store::unpark_superseded(tx.conn(), &applied).await?;
+        }
+        // One row per entry: its newest revision in this batch.
+        let mut rows: Vec<store::HandledRecord> = Vec::with_capacity(records.len());
+        for (e, o, _) in &records {
+            match rows.iter_mut().find(|r| r.entry_id == e.id) {
+                Some(r) => {
+                    r.updated_us = e.updated_us;
+                    r.outcome = o;
+                }
+                None => rows.push(store::HandledRecord {
+                    entry_id: &e.id,
+                    updated_us: e.updated_us,
+                    outcome: o,
+                }),
+            }
+        }
+        store::record_handled(tx.conn(), &rows, seq, now_us).await?;
+        let seq = seq + records.len() as i64;
         match (direction, batch.last()) {
             // Past the whole batch, repeated ids included.
-            (Direction::Forward, Some((last, _))) => {
-                store::advance_to(tx.conn(), last, seq, now_us).await?
+            (Direction::Forward(feed_id), Some((last, _))) => {
+                store::advance_to(tx.conn(), last, feed_id, seq, now_us).await?
             }
             // Never backwards: only the count of handled entries changes.
             _ => store::set_handled_count(tx.conn(), seq).await?,

@@ -5,29 +5,34 @@ use sqlx::AnyConnection;
 
 use super::page::FeedEntry;
 use crate::clock::{from_micros, rfc3339};
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::db::{list_placeholders, values_placeholders, Db};
 use crate::Error;
 
-/// The last entry handled, in feed order.
+/// The last entry revision handled, in feed order, and the feed it belongs to.
 #[derive(Debug, Clone, Default)]
 pub struct Checkpoint {
     pub entry_id: Option<String>,
     pub entry_updated_us: i64,
     pub handled: i64,
+    /// The feed-level `atom:id` of the feed read so far.
+    pub feed_id: Option<String>,
 }
 
 pub async fn checkpoint(db: &Db) -> Result<Checkpoint, Error> {
-    let (entry_id, entry_updated_us, handled): (Option<String>, i64, i64) = sqlx::query_as(
-        "SELECT entry_id, entry_updated_us, handled FROM consumer_checkpoint WHERE id = 1",
-    )
-    .fetch_one(db.pool())
-    .await?;
+    let (entry_id, entry_updated_us, handled, feed_id): (Option<String>, i64, i64, Option<String>) =
+        sqlx::query_as(
+            "SELECT entry_id, entry_updated_us, handled, feed_id FROM consumer_checkpoint \
+             WHERE id = 1",
+        )
+        .fetch_one(db.pool())
+        .await?;
     Ok(Checkpoint {
         entry_id,
         entry_updated_us,
         handled,
+        feed_id,
     })
 }
 
@@ -36,8 +41,8 @@ pub async fn reset(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     for sql in [
         "DELETE FROM consumer_handled",
         "DELETE FROM consumer_parked",
-        "UPDATE consumer_checkpoint SET entry_id = NULL, entry_updated_us = 0, handled = 0 \
-         WHERE id = 1",
+        "UPDATE consumer_checkpoint SET entry_id = NULL, entry_updated_us = 0, handled = 0, \
+         feed_id = NULL WHERE id = 1",
     ] {
         sqlx::query(sql).execute(&mut *conn).await?;
     }
@@ -52,64 +57,98 @@ pub async fn handled_count(conn: &mut AnyConnection) -> Result<i64, sqlx::Error>
     Ok(n)
 }
 
-/// Which of `ids` were handled before.
-pub async fn already_handled(
+/// The newest revision (`updated`, µs) handled of each of `ids` handled before.
+pub async fn handled_revisions(
     conn: &mut AnyConnection,
     ids: &[&str],
-) -> Result<HashSet<String>, sqlx::Error> {
-    let mut seen = HashSet::new();
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let mut seen = HashMap::new();
     for chunk in ids.chunks(crate::db::rows_per_statement(1)) {
         let sql = format!(
-            "SELECT entry_id FROM consumer_handled WHERE entry_id IN ({})",
+            "SELECT entry_id, entry_updated_us FROM consumer_handled WHERE entry_id IN ({})",
             list_placeholders(chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (String,)>(&sql);
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
         for id in chunk {
             q = q.bind(*id);
         }
-        seen.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(id,)| id));
+        seen.extend(q.fetch_all(&mut *conn).await?);
     }
     Ok(seen)
 }
 
-/// Records entries as handled, with consecutive sequence numbers after `after`.
+/// One revision handled: entry id, its `updated` (µs), and what happened.
+pub struct HandledRecord<'a> {
+    pub entry_id: &'a str,
+    pub updated_us: i64,
+    pub outcome: &'a str,
+}
+
+/// Records revisions as handled, with consecutive sequence numbers after `after`; a newer
+/// revision of an entry handled before replaces its row. `records` hold each id once.
 pub async fn record_handled(
     conn: &mut AnyConnection,
-    entries: &[(&str, &str)],
+    records: &[HandledRecord<'_>],
     after: i64,
     now_us: i64,
 ) -> Result<(), sqlx::Error> {
     let mut seq = after;
-    for chunk in entries.chunks(crate::db::rows_per_statement(4)) {
+    for chunk in records.chunks(crate::db::rows_per_statement(5)) {
         let sql = format!(
-            "INSERT INTO consumer_handled (entry_id, seq, outcome, handled_us) VALUES {}",
-            values_placeholders(chunk.len(), 4)
+            "INSERT INTO consumer_handled (entry_id, seq, outcome, handled_us, entry_updated_us) \
+             VALUES {} ON CONFLICT (entry_id) DO UPDATE SET seq = excluded.seq, \
+             outcome = excluded.outcome, handled_us = excluded.handled_us, \
+             entry_updated_us = excluded.entry_updated_us",
+            values_placeholders(chunk.len(), 5)
         );
         let mut q = sqlx::query(&sql);
-        for (id, outcome) in chunk {
+        for r in chunk {
             seq += 1;
-            q = q.bind(*id).bind(seq).bind(*outcome).bind(now_us);
+            q = q
+                .bind(r.entry_id)
+                .bind(seq)
+                .bind(r.outcome)
+                .bind(now_us)
+                .bind(r.updated_us);
         }
         q.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// Moves the checkpoint to `entry`, with `handled` entries handled in all.
+/// Drops parked revisions that a newer revision of the same entry has replaced.
+pub async fn unpark_superseded(conn: &mut AnyConnection, ids: &[&str]) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(crate::db::rows_per_statement(1)) {
+        let sql = format!(
+            "DELETE FROM consumer_parked WHERE entry_id IN ({})",
+            list_placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Moves the checkpoint to `entry` of the feed `feed_id`, with `handled` entries handled in all.
 pub async fn advance_to(
     conn: &mut AnyConnection,
     entry: &FeedEntry,
+    feed_id: &str,
     handled: i64,
     now_us: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE consumer_checkpoint SET entry_id = $1, entry_updated_us = $2, handled = $3, \
-         updated_us = $4 WHERE id = 1",
+         updated_us = $4, feed_id = $5 WHERE id = 1",
     )
     .bind(&entry.id)
     .bind(entry.updated_us)
     .bind(handled)
     .bind(now_us)
+    .bind(feed_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -134,9 +173,12 @@ pub async fn park(
         .as_ref()
         .map(|u| u.to_string())
         .unwrap_or_default();
+    // A newer revision of a parked entry that fails again replaces the parked one.
     sqlx::query(
         "INSERT INTO consumer_parked (entry_id, link, reason, attempts, entry_updated_us, parked_us) \
-         VALUES ($1, $2, $3, 1, $4, $5)",
+         VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT (entry_id) DO UPDATE SET link = excluded.link, \
+         reason = excluded.reason, attempts = 1, entry_updated_us = excluded.entry_updated_us, \
+         parked_us = excluded.parked_us",
     )
     .bind(&entry.id)
     .bind(link)
