@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use common::db::{Db, Migrations};
-use common::feed::{FeedIdentity, FeedMetrics, FeedSettings, PageSize, Publisher};
+use common::feed::{FeedMetrics, FeedSettings, PageSize, Publisher};
 use common::metrics::HttpMetrics;
 use common::Clock;
 use prometheus_client::registry::Registry;
@@ -64,7 +64,7 @@ pub enum Command {
 pub async fn seed(settings: Settings, orders: u64) -> Result<(), anyhow::Error> {
     let service = OrderService::build(&settings, Clock::System, CancellationToken::new()).await?;
     let started = std::time::Instant::now();
-    let n = seed::seed(&service.state.db, orders).await?;
+    let n = seed::seed(&service.state.db, &service.state.feed, orders).await?;
     tracing::info!(orders = n, elapsed = ?started.elapsed(), "seeded");
     service.state.db.close().await;
     Ok(())
@@ -146,11 +146,10 @@ impl OrderService {
             .transpose()
             .map_err(common::Error::Config)?;
         let feed_settings = FeedSettings {
-            identity: FeedIdentity {
-                id: "urn:feedline:order:feed".to_owned(),
-                title: "Feedline orders".to_owned(),
-                author: "Feedline order service".to_owned(),
-            },
+            title: "Feedline orders".to_owned(),
+            author: "Feedline order service".to_owned(),
+            // The id every feed had before ids were stored with it.
+            legacy_id: Some("urn:feedline:order:feed".to_owned()),
             path: "/order/feed".to_owned(),
             page_size,
         };

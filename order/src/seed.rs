@@ -2,16 +2,20 @@
 //! transactions with multi-row inserts, far faster than placing them over HTTP.
 
 use common::db::Db;
+use common::feed::Publisher;
 
+use crate::model::Status;
 use crate::Error;
 
-/// Orders per transaction (each is one row in `orders`, one in `order_lines`, one in
-/// `feed_entries`; 200 rows of at most 16 values stay well under every backend's bind limit).
+/// Orders per transaction (each is one row in `orders`, one in `order_lines`, and one feed
+/// entry appended through the publisher; 200 rows of at most 16 values stay well under every
+/// backend's bind limit).
 const BATCH: usize = 200;
 
-/// Appends `count` placed orders (customer 1, one line of item 1) and their feed entries.
-/// Run it while no `order` service writes to the same database.
-pub async fn seed(db: &Db, count: u64) -> Result<u64, Error> {
+/// Appends `count` placed orders (customer 1, one line of item 1) and their feed entries,
+/// through `feed` (its lock, its ids, its head). Run it while no `order` service writes to the
+/// same database.
+pub async fn seed(db: &Db, feed: &Publisher, count: u64) -> Result<u64, Error> {
     let (customer, email, street, zip, city): (String, String, String, String, String) =
         sqlx::query_as("SELECT name, email, street, zip, city FROM customers WHERE id = 1")
             .fetch_one(db.pool())
@@ -26,12 +30,7 @@ pub async fn seed(db: &Db, count: u64) -> Result<u64, Error> {
         let mut tx = db.begin_write().await?;
         // From the orders' own sequence on Postgres, so placements after seeding do not collide.
         let ids = crate::store::allocate_ids(tx.conn(), db.backend(), n).await?;
-        let (next_pos, last_us): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(MAX(position), 0) + 1, COALESCE(MAX(updated_us), 0) FROM feed_entries",
-        )
-        .fetch_one(tx.conn())
-        .await?;
-        let now_us = chrono::Utc::now().timestamp_micros().max(last_us);
+        let now_us = chrono::Utc::now().timestamp_micros();
         let rows = |cols: usize| -> String {
             (0..n)
                 .map(|r| {
@@ -84,25 +83,14 @@ pub async fn seed(db: &Db, count: u64) -> Result<u64, Error> {
                 .bind(1i64);
         }
         q.execute(tx.conn()).await?;
-        let sql = format!(
-            "INSERT INTO feed_entries (position, entry_id, title, summary, category, link, updated_us) VALUES {}",
-            rows(7)
-        );
-        let mut q = sqlx::query(&sql);
-        for (i, &id) in (0..).zip(&ids) {
-            q = q
-                .bind(next_pos + i)
-                .bind(format!("urn:feedline:order:{id}:v1"))
-                .bind(format!("Order {id} placed"))
-                .bind(format!(
-                    "Order {id} version 1 placed by customer 1: 1 item(s), total {price} cents"
-                ))
-                .bind("order-placed")
-                .bind(format!("/order/orders/{id}"))
-                .bind(now_us);
+        let entries: Vec<_> = ids
+            .iter()
+            .map(|&id| crate::service::entry_for(id, 1, Status::Placed, 1, 1, price))
+            .collect();
+        match feed.append_all(&mut tx, &entries).await? {
+            Some(appended) => feed.commit(tx, appended).await?,
+            None => tx.commit().await?,
         }
-        q.execute(tx.conn()).await?;
-        tx.commit().await?;
         done += n as u64;
     }
     Ok(done)

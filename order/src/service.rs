@@ -76,41 +76,84 @@ pub(crate) fn new_order(catalog: &Catalog, new: &NewOrder, now_us: i64) -> Resul
     })
 }
 
-/// Cancels an order. Cancelling a cancelled order changes nothing and returns it as it is.
+/// Cancels an order. Cancelling a cancelled order changes nothing and returns it as it is, so
+/// any number of concurrent cancels all get the same answer and the feed one cancellation.
 pub async fn cancel(state: &AppState, id: i64) -> Result<Order, Error> {
+    change(state, id, |order| {
+        Ok((order.status != Status::Cancelled).then_some(Status::Cancelled))
+    })
+    .await
+}
+
+/// The one path for every change of an existing order's state. In one transaction: lock the
+/// order's row, read it as it is now, let `decide` pick the new status (`None`: nothing to
+/// change, the order is returned as it is), write it with the next version, and append the
+/// event. Two changes of the same order can therefore never both read the same version: the
+/// second waits for the first to commit and decides on what it wrote.
+pub async fn change(
+    state: &AppState,
+    id: i64,
+    decide: impl FnOnce(&Order) -> Result<Option<Status>, Error>,
+) -> Result<Order, Error> {
     let mut tx = state.db.begin_write().await?;
+    if !store::lock_for_change(tx.conn(), state.db.backend(), id).await? {
+        return Err(Error::NotFound(format!("order {id} not found")));
+    }
     let mut order = store::by_id(tx.conn(), id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("order {id} not found")))?;
-    if order.status == Status::Cancelled {
+    let Some(status) = decide(&order)? else {
         return Ok(order);
-    }
+    };
     let now_us = state.clock.now().timestamp_micros();
-    store::set_status(tx.conn(), id, Status::Cancelled, now_us).await?;
-    order.status = Status::Cancelled;
+    store::set_status(tx.conn(), id, status, now_us).await?;
+    order.status = status;
     order.version += 1;
     order.updated = rfc3339(from_micros(now_us));
     let appended = state.feed.append(&mut tx, &entry(&order)).await?;
     state.feed.commit(tx, appended).await?;
-    tracing::info!(order_id = id, version = order.version, "order cancelled");
+    tracing::info!(
+        order_id = id,
+        version = order.version,
+        status = status.as_str(),
+        "order changed"
+    );
     Ok(order)
 }
 
 /// The feed entry announcing `order` in its current version.
 pub(crate) fn entry(order: &Order) -> NewEntry {
-    let (category, verb) = match order.status {
+    let pieces: i64 = order.lines.iter().map(|l| l.count).sum();
+    entry_for(
+        order.id,
+        order.version,
+        order.status,
+        order.customer.customer_id,
+        pieces,
+        order.total_cents,
+    )
+}
+
+/// The feed entry announcing version `version` of order `id`, from its figures.
+pub(crate) fn entry_for(
+    id: i64,
+    version: i64,
+    status: Status,
+    customer_id: i64,
+    pieces: i64,
+    total_cents: i64,
+) -> NewEntry {
+    let (category, verb) = match status {
         Status::Placed => ("order-placed", "placed"),
         Status::Cancelled => ("order-cancelled", "cancelled"),
     };
-    let pieces: i64 = order.lines.iter().map(|l| l.count).sum();
     NewEntry {
-        entry_id: format!("urn:feedline:order:{}:v{}", order.id, order.version),
-        title: format!("Order {} {verb}", order.id),
+        title: format!("Order {id} {verb}"),
         summary: format!(
-            "Order {} version {} {verb} by customer {}: {pieces} item(s), total {} cents",
-            order.id, order.version, order.customer.customer_id, order.total_cents
+            "Order {id} version {version} {verb} by customer {customer_id}: {pieces} item(s), \
+             total {total_cents} cents"
         ),
         category: category.to_owned(),
-        link: format!("/order/orders/{}", order.id),
+        link: format!("/order/orders/{id}"),
     }
 }

@@ -177,6 +177,22 @@ pub async fn insert_all(
     Ok(())
 }
 
+/// Locks order `id` for a state change until the transaction ends; false when there is no
+/// such order. Postgres takes the row lock; on SQLite the write transaction already holds the
+/// database's single writer lock, which serializes every change.
+pub async fn lock_for_change(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    id: i64,
+) -> Result<bool, Error> {
+    let sql = match backend {
+        Backend::Postgres => "SELECT id FROM orders WHERE id = $1 FOR UPDATE",
+        Backend::Sqlite => "SELECT id FROM orders WHERE id = $1",
+    };
+    let row: Option<(i64,)> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
+    Ok(row.is_some())
+}
+
 /// Sets a new status and bumps the version.
 pub async fn set_status(
     conn: &mut AnyConnection,

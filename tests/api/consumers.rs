@@ -286,12 +286,11 @@ async fn transient_failures_are_retried_and_skip_nothing() {
     );
     assert_eq!(invoicing.report().await["parked"]["count"], 0);
     let handled = invoicing.handled().await;
-    let expected: Vec<String> = (1..=10)
-        .map(|i| format!("urn:feedline:order:{i}:v1"))
-        .collect();
-    let mut sorted = handled.clone();
-    sorted.sort_by_key(|id| id.split(':').nth(3).unwrap().parse::<i64>().unwrap());
-    assert_eq!(sorted, expected);
+    let mut expected = Vec::new();
+    for i in 1..=10 {
+        expected.push(order.entry_id(i, 1).await);
+    }
+    assert_eq!(handled, expected, "every entry once, in feed order");
 }
 
 /// A 404 for one entry's details parks that entry and later entries proceed; once the cause
@@ -315,13 +314,14 @@ async fn a_permanent_failure_parks_the_entry_and_retry_applies_it() {
     let report = invoicing.report().await;
     assert_eq!(report["parked"]["count"], 1);
     let parked = &report["parked"]["entries"][0];
-    assert_eq!(parked["entryId"], "urn:feedline:order:2:v1");
+    let entry_2 = order.entry_id(2, 1).await;
+    assert_eq!(parked["entryId"], entry_2.as_str());
     assert!(
         parked["reason"].as_str().unwrap().contains("404"),
         "{parked}"
     );
     let listed = invoicing.get("/invoicing/parked").await.json();
-    assert_eq!(listed[0]["entryId"], "urn:feedline:order:2:v1");
+    assert_eq!(listed[0]["entryId"], entry_2.as_str());
     let parked_id = parked["id"].as_i64().unwrap();
 
     let still_broken = invoicing

@@ -2,6 +2,7 @@
 //! stable links.
 
 use atom_syndication::Feed;
+use std::collections::HashSet;
 
 use crate::helpers::{spawn_order, OrderApp, OrderOptions, Reply};
 
@@ -33,8 +34,9 @@ fn assert_valid_atom(reply: &Reply, self_href: &str) -> Feed {
     assert_eq!(link(&feed, "self"), Some(self_href));
     let mut previous = None;
     for entry in feed.entries() {
+        // RFC 4287 §4.2.6: universally unique, so minted per entry rather than from a row.
         assert!(
-            entry.id().starts_with("urn:feedline:order:"),
+            entry.id().starts_with("urn:uuid:") && entry.id().len() == "urn:uuid:".len() + 36,
             "{}",
             entry.id()
         );
@@ -96,15 +98,17 @@ async fn a_one_page_feed_lists_every_event_newest_first() {
     let reply = app.get("/order/feed").await;
 
     let feed = assert_valid_atom(&reply, "/order/feed");
-    let ids: Vec<&str> = feed.entries().iter().map(|e| e.id()).collect();
+    let titles: Vec<&str> = feed.entries().iter().map(|e| e.title().as_str()).collect();
     assert_eq!(
-        ids,
+        titles,
         [
-            format!("urn:feedline:order:{first}:v2"),
-            format!("urn:feedline:order:{second}:v1"),
-            format!("urn:feedline:order:{first}:v1"),
+            format!("Order {first} cancelled"),
+            format!("Order {second} placed"),
+            format!("Order {first} placed"),
         ]
     );
+    let ids: HashSet<&str> = feed.entries().iter().map(|e| e.id()).collect();
+    assert_eq!(ids.len(), 3, "every event has an id of its own");
     assert_eq!(feed.entries()[0].categories()[0].term(), "order-cancelled");
     assert_eq!(
         feed.entries()[1].links()[0].href(),
@@ -147,12 +151,16 @@ async fn a_feed_with_several_archives_is_linked_per_rfc_5005() {
         assert_eq!(link(&feed, "prev-archive"), prev.as_deref());
         let next = format!("/order/feed/archive/{}", page + 1);
         assert_eq!(link(&feed, "next-archive"), Some(next.as_str()));
-        seen.extend(feed.entries().iter().rev().map(|e| e.id().to_owned()));
+        seen.extend(feed.entries().iter().rev().map(|e| e.title().to_string()));
     }
-    seen.extend(head_feed.entries().iter().rev().map(|e| e.id().to_owned()));
-    let expected: Vec<String> = (1..=13)
-        .map(|i| format!("urn:feedline:order:{i}:v1"))
-        .collect();
+    seen.extend(
+        head_feed
+            .entries()
+            .iter()
+            .rev()
+            .map(|e| e.title().to_string()),
+    );
+    let expected: Vec<String> = (1..=13).map(|i| format!("Order {i} placed")).collect();
     assert_eq!(
         seen, expected,
         "pages hold consecutive positions, oldest page first"

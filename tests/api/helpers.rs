@@ -295,6 +295,20 @@ impl OrderApp {
         .await
     }
 
+    /// The `atom:id` of the event that made order `order_id` version `version`.
+    pub async fn entry_id(&self, order_id: i64, version: i64) -> String {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT entry_id FROM feed_entries WHERE link = $1 ORDER BY position")
+                .bind(format!("/order/orders/{order_id}"))
+                .fetch_all(self.service.state.db.pool())
+                .await
+                .expect("entry ids");
+        rows.get(version as usize - 1)
+            .unwrap_or_else(|| panic!("no entry for order {order_id} version {version}"))
+            .0
+            .clone()
+    }
+
     /// Counts of orders and feed entries, straight from the database.
     pub async fn counts(&self) -> (i64, i64) {
         let pool = self.service.state.db.pool();

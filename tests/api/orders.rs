@@ -1,6 +1,7 @@
 //! The order API: placement, validation, idempotency, reading, listing and cancelling.
 
 use serde_json::json;
+use std::sync::Arc;
 
 use crate::helpers::{spawn_order, spawn_order_on, OrderOptions};
 
@@ -233,10 +234,56 @@ async fn cancelling_is_an_event_and_idempotent() {
     assert_eq!(app.counts().await, (1, 2));
     let feed = app.get("/order/feed").await.feed();
     assert_eq!(
-        feed.entries()[0].id(),
-        format!("urn:feedline:order:{id}:v2")
+        feed.entries()[0].title().as_str(),
+        format!("Order {id} cancelled")
     );
+    assert_eq!(feed.entries()[0].id(), app.entry_id(id, 2).await);
     app.cancel(999).await.assert_problem(404);
+}
+
+/// Eight concurrent cancels of each of 20 orders, all at once: every request gets the same
+/// `200` with version 2, and the feed holds exactly one cancellation per order (the change
+/// path locks the order, so no two cancels both read version 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cancels_of_one_order_all_answer_alike_and_publish_once() {
+    let app = Arc::new(spawn_order(OrderOptions::default()).await);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(app.place(1 + i % 3).await);
+    }
+
+    let mut requests = Vec::new();
+    for &id in &ids {
+        for _ in 0..8 {
+            let app = app.clone();
+            requests.push(tokio::spawn(async move {
+                let r = app.cancel(id).await;
+                (id, r.status, r.text())
+            }));
+        }
+    }
+    let mut answers = Vec::new();
+    for r in requests {
+        answers.push(r.await.unwrap());
+    }
+
+    for (id, status, body) in &answers {
+        assert_eq!(*status, 200, "order {id}: {body}");
+        let order: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(order["status"], "cancelled", "{body}");
+        assert_eq!(order["version"], 2, "{body}");
+    }
+    let (_, entries) = app.counts().await;
+    assert_eq!(entries, 40, "20 placements and 20 cancellations");
+    let pool = app.service.state.db.pool();
+    let per_order: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT link, COUNT(*) FROM feed_entries WHERE category = 'order-cancelled' GROUP BY link",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(per_order.len(), 20);
+    assert!(per_order.iter().all(|(_, n)| *n == 1), "{per_order:?}");
 }
 
 /// Unknown or malformed ids get a 404 or 400 problem.
@@ -317,7 +364,7 @@ async fn health_and_readiness_answer() {
 async fn bulk_seeding_appends_orders_and_their_feed_entries() {
     let app = spawn_order(OrderOptions::default()).await;
     app.place(2).await;
-    let seeded = order::seed::seed(&app.service.state.db, 1233)
+    let seeded = order::seed::seed(&app.service.state.db, &app.service.state.feed, 1233)
         .await
         .unwrap();
     let db = app.stop().await;
@@ -328,10 +375,11 @@ async fn bulk_seeding_appends_orders_and_their_feed_entries() {
     assert_eq!(app.counts().await, (1234, 1234));
     let head = app.get("/order/feed").await.feed();
     assert_eq!(head.entries().len(), 4);
-    assert_eq!(head.entries()[0].id(), "urn:feedline:order:1234:v1");
-    assert_eq!(head.entries()[3].id(), "urn:feedline:order:1231:v1");
+    assert_eq!(head.entries()[0].title().as_str(), "Order 1234 placed");
+    assert_eq!(head.entries()[3].title().as_str(), "Order 1231 placed");
+    assert_eq!(head.entries()[0].id(), app.entry_id(1234, 1).await);
     let archive = app.get("/order/feed/archive/246").await.feed();
-    assert_eq!(archive.entries()[0].id(), "urn:feedline:order:1230:v1");
+    assert_eq!(archive.entries()[0].title().as_str(), "Order 1230 placed");
     let order = app.get("/order/orders/700").await.json();
     assert_eq!(order["totalCents"], 9900);
     assert_eq!(order["lines"][0]["item"]["name"], "iPod");

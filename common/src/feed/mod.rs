@@ -44,7 +44,11 @@ const ARCHIVE_CACHE_PAGES: usize = 512;
 /// How one feed is published.
 #[derive(Debug, Clone)]
 pub struct FeedSettings {
-    pub identity: FeedIdentity,
+    pub title: String,
+    pub author: String,
+    /// The `atom:id` a feed created before ids were stored with it was published under; such
+    /// a feed keeps it. A new feed gets a `urn:uuid:` id of its own.
+    pub legacy_id: Option<String>,
     /// Absolute path of the subscription document, e.g. `/order/feed`. Archive page `n` is at
     /// `{path}/archive/{n}`.
     pub path: String,
@@ -95,6 +99,7 @@ impl FeedMetrics {
 
 struct Inner {
     settings: FeedSettings,
+    identity: FeedIdentity,
     page_size: PageSize,
     metrics: FeedMetrics,
     db: Db,
@@ -121,11 +126,19 @@ impl Publisher {
         metrics: FeedMetrics,
     ) -> Result<Publisher, Error> {
         let page_size = store::page_size(&db, settings.page_size).await?;
+        let (id, created_us) = store::identity(&db, settings.legacy_id.as_deref()).await?;
+        let identity = FeedIdentity {
+            id,
+            title: settings.title.clone(),
+            author: settings.author.clone(),
+            created_us,
+        };
         let newest = store::newest(&db).await?;
         let cache_size = NonZeroUsize::new(ARCHIVE_CACHE_PAGES).unwrap_or(NonZeroUsize::MIN);
         Ok(Publisher {
             inner: Arc::new(Inner {
                 settings,
+                identity,
                 page_size,
                 metrics,
                 db,
@@ -221,6 +234,11 @@ impl Publisher {
         &self.inner.settings
     }
 
+    /// The feed's `atom:id`, title and creation time.
+    pub fn identity(&self) -> &FeedIdentity {
+        &self.inner.identity
+    }
+
     /// `GET {path}`: the subscription document. With `wait`, a request that would get a `304`
     /// is held until an entry commits, the wait ends, or `shutdown`, holding no database
     /// connection meanwhile (long polling).
@@ -308,7 +326,7 @@ impl Publisher {
             prev_archive: (full > 0).then(|| self.archive_href(full)),
             ..PageLinks::default()
         };
-        let body = render(&self.inner.settings.identity, &links, &entries)?;
+        let body = render(&self.inner.identity, &links, &entries)?;
         let page = Arc::new(Rendered {
             body: Bytes::from(body),
             etag: header_value(&etag),
@@ -392,7 +410,7 @@ impl Publisher {
             current: Some(self.inner.settings.path.clone()),
             archive: true,
         };
-        let body = render(&self.inner.settings.identity, &links, &entries)?;
+        let body = render(&self.inner.identity, &links, &entries)?;
         let digest = Sha256::digest(&body);
         let etag = format!("\"a{page}-{:x}\"", digest);
         let rendered = Arc::new(Rendered {

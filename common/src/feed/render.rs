@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use atom_syndication::extension::Extension;
 use atom_syndication::{Category, Entry, Feed, Link, Person, Text};
 use chrono::{DateTime, FixedOffset};
 
@@ -16,10 +15,13 @@ pub const HISTORY_NS: &str = "http://purl.org/syndication/history/1.0";
 /// The fixed identity of a feed.
 #[derive(Debug, Clone)]
 pub struct FeedIdentity {
-    /// `atom:id` of the feed, stable across pages (pages of one feed share it).
+    /// `atom:id` of the feed, stable across pages (pages of one feed share it), stored with
+    /// the feed when it is created.
     pub id: String,
     pub title: String,
     pub author: String,
+    /// When the feed was created: the `updated` of a feed with no entries yet.
+    pub created_us: i64,
 }
 
 /// The links and markers of one page.
@@ -65,17 +67,8 @@ pub fn render(
         }
     }
     let mut namespaces = BTreeMap::new();
-    let mut extensions = BTreeMap::new();
     if links.archive {
         namespaces.insert("fh".to_owned(), HISTORY_NS.to_owned());
-        let marker = Extension {
-            name: "fh:archive".to_owned(),
-            ..Extension::default()
-        };
-        extensions.insert(
-            "fh".to_owned(),
-            BTreeMap::from([("archive".to_owned(), vec![marker])]),
-        );
     }
     let author = Person {
         name: identity.author.clone(),
@@ -84,21 +77,45 @@ pub fn render(
     let feed = Feed {
         id: identity.id.clone(),
         title: Text::plain(identity.title.clone()),
-        // An empty feed still needs `updated` (RFC 4287 §4.1.1); the epoch keeps its bytes, and
-        // so its ETag, stable.
-        updated: fixed(entries.first().map_or(0, |e| e.updated_us)),
+        // An empty feed still needs `updated` (RFC 4287 §4.1.1): the time it was created,
+        // which keeps its bytes, and so its ETag, stable.
+        updated: fixed(
+            entries
+                .first()
+                .map_or(identity.created_us, |e| e.updated_us),
+        ),
         authors: vec![author],
         links: feed_links,
         namespaces,
-        extensions,
         entries: entries.iter().map(entry).collect(),
         ..Feed::default()
     };
     let mut out = feed
         .write_to(Vec::with_capacity(512 + entries.len() * 512))
         .map_err(|e| Error::Feed(format!("cannot render feed: {e}")))?;
+    if links.archive {
+        insert_archive_marker(&mut out)?;
+    }
     out.push(b'\n');
     Ok(out)
+}
+
+/// RFC 5005 §4 marks an archive with `<fh:archive/>`, a child of `atom:feed`; RFC 4287's
+/// schema (Appendix B) allows such foreign elements only among the feed's metadata, before
+/// the first entry. atom_syndication writes extension elements after the entries, so the
+/// (empty, constant) marker is placed here instead: right before the first entry, or before
+/// `</feed>` on a page without entries.
+fn insert_archive_marker(out: &mut Vec<u8>) -> Result<(), Error> {
+    const MARKER: &[u8] = b"<fh:archive/>";
+    let at = find(out, b"<entry>")
+        .or_else(|| find(out, b"</feed>"))
+        .ok_or_else(|| Error::Feed("rendered feed has no </feed>".into()))?;
+    out.splice(at..at, MARKER.iter().copied());
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn entry(e: &StoredEntry) -> Entry {

@@ -13,11 +13,9 @@ pub const NOTIFY_CHANNEL: &str = "feedline_feed";
 /// Key of the Postgres advisory lock that serializes appends to the feed.
 const APPEND_LOCK: i64 = 0x4645_4544_4c49_4e45; // "FEEDLINE"
 
-/// What a publisher supplies for one event.
+/// What a publisher supplies for one event. Its `atom:id` is minted when it is appended.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
-    /// Stable, unique `atom:id` (an IRI).
-    pub entry_id: String,
     pub title: String,
     pub summary: String,
     /// The event type, published as `atom:category/@term`.
@@ -96,7 +94,7 @@ pub async fn append(
             position += 1;
             query = query
                 .bind(position)
-                .bind(&entry.entry_id)
+                .bind(mint_entry_id())
                 .bind(&entry.title)
                 .bind(&entry.summary)
                 .bind(&entry.category)
@@ -123,6 +121,53 @@ pub async fn append(
             last_updated
         },
     }))
+}
+
+/// RFC 4287 §4.2.6: an id is universally unique and never reused. A random UUID per entry
+/// holds that even where positions repeat: a feed restored from an older backup, or another
+/// deployment, mints different ids for its new entries, so no reader can take them for ones
+/// it has handled.
+fn mint_entry_id() -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+}
+
+/// The stored identity of the feed: its `atom:id` and when it was created, recorded on first
+/// use. A feed created before identities were stored keeps the id it was published under,
+/// `legacy_id`, so that its readers go on following it.
+pub async fn identity(db: &Db, legacy_id: Option<&str>) -> Result<(String, i64), Error> {
+    let (entries, oldest_us): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), MIN(updated_us) FROM feed_entries")
+            .fetch_one(db.pool())
+            .await?;
+    let id = match legacy_id {
+        Some(legacy) if entries > 0 => legacy.to_owned(),
+        _ => format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+    };
+    let created_us = oldest_us.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
+    // Several instances may open the feed at once: the first insert wins, all read it back.
+    for (name, value) in [("feed_id", id), ("created_us", created_us.to_string())] {
+        sqlx::query(
+            "INSERT INTO feed_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(db.pool())
+        .await?;
+    }
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, value FROM feed_meta WHERE name IN ('feed_id', 'created_us')")
+            .fetch_all(db.pool())
+            .await?;
+    let value = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| Error::Config(format!("feed_meta has no {name}")))
+    };
+    let created_us = value("created_us")?
+        .parse::<i64>()
+        .map_err(|_| Error::Config("feed_meta holds an invalid created_us".into()))?;
+    Ok((value("feed_id")?, created_us))
 }
 
 /// Entries with positions in `from..=to`, newest first.
