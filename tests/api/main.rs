@@ -11,6 +11,7 @@ mod fault_proxy;
 mod feed_conditional;
 mod feed_format;
 mod feed_ordering;
+mod feed_schema;
 mod helpers;
 mod hostile_feed;
 mod instances;
