@@ -12,6 +12,7 @@ mod feed_conditional;
 mod feed_format;
 mod feed_ordering;
 mod feed_schema;
+mod foreign_feed;
 mod helpers;
 mod hostile_feed;
 mod instances;

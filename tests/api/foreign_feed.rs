@@ -1,0 +1,558 @@
+//! Feeds published by someone else: a hand-written publisher in this file serves RFC
+//! 4287/5005 feeds in dialects other than ours, one feature at a time, and the consumer must
+//! read each correctly; feeds that start over or lose the checkpoint stop it.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::consumer_helpers::{spawn_consumer, ConsumerApp, Kind};
+
+/// How the foreign publisher writes its pages. Each field is one thing RFC 4287/5005 allow
+/// that our own feed does not do.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Dialect {
+    /// Binds the Atom namespace to `atom:` instead of the default namespace.
+    pub prefixed: bool,
+    /// Lists the entries of a page oldest first.
+    pub oldest_first: bool,
+    /// Gives the details as out-of-line content (`<content src>`), not a link.
+    pub content_src: bool,
+    /// Sets `xml:base` on the feed and entries and writes every href relative to it.
+    pub xml_base: bool,
+    /// Serves archive pages at `feed?page=N`.
+    pub query_archives: bool,
+    /// `tag:` URIs as ids.
+    pub tag_ids: bool,
+    /// Validates with `Last-Modified` only, no `ETag`.
+    pub last_modified_only: bool,
+    /// Writes times with a `+02:00` offset and no fractions.
+    pub offsets: bool,
+}
+
+/// One entry revision in the feed.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: String,
+    /// Seconds after the feed's base time.
+    pub second: i64,
+    pub order: i64,
+    pub version: i64,
+    pub cancelled: bool,
+}
+
+pub struct Publisher {
+    pub dialect: Dialect,
+    pub feed_id: String,
+    pub page_size: usize,
+    pub events: Vec<Event>,
+}
+
+pub type Shared = Arc<Mutex<Publisher>>;
+
+const BASE_SECS: i64 = 1_780_000_000;
+
+impl Publisher {
+    pub fn new(dialect: Dialect, page_size: usize) -> Shared {
+        Arc::new(Mutex::new(Publisher {
+            dialect,
+            feed_id: "urn:uuid:3f0c2d1e-0000-4000-8000-00000000feed".into(),
+            page_size,
+            events: Vec::new(),
+        }))
+    }
+
+    /// Appends the placement of `order` as a new entry.
+    pub fn place(&mut self, order: i64) {
+        let second = self.newest_second(&self.events) + 10;
+        let id = self.entry_id(&format!("order-{order}-v1"));
+        self.events.push(Event {
+            id,
+            second,
+            order,
+            version: 1,
+            cancelled: false,
+        });
+    }
+
+    pub fn entry_id(&self, key: &str) -> String {
+        if self.dialect.tag_ids {
+            format!("tag:shop.example,2026-12-01:{key}")
+        } else {
+            format!("urn:foreign:{key}")
+        }
+    }
+
+    fn time(&self, second: i64) -> String {
+        let t = chrono::DateTime::from_timestamp(BASE_SECS + second, 0).unwrap();
+        if self.dialect.offsets {
+            let offset = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
+            t.with_timezone(&offset)
+                .format("%Y-%m-%dT%H:%M:%S%:z")
+                .to_string()
+        } else {
+            t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+        }
+    }
+
+    fn archive_href(&self, page: usize) -> String {
+        match (self.dialect.query_archives, self.dialect.xml_base) {
+            (true, true) => format!("orders?page={page}"),
+            (true, false) => format!("/feeds/orders?page={page}"),
+            (false, true) => format!("archive/{page}"),
+            (false, false) => format!("/feeds/archive/{page}"),
+        }
+    }
+
+    fn full_pages(&self) -> usize {
+        self.events.len() / self.page_size
+    }
+
+    fn newest_second(&self, events: &[Event]) -> i64 {
+        events.iter().map(|e| e.second).max().unwrap_or(0)
+    }
+
+    /// Page `n` (1-based archive) or the head (`None`).
+    fn render(&self, page: Option<usize>) -> String {
+        let d = self.dialect;
+        let p = if d.prefixed { "atom:" } else { "" };
+        let (events, links) = match page {
+            Some(n) => {
+                let events = &self.events[(n - 1) * self.page_size..n * self.page_size];
+                let mut links = vec![
+                    (
+                        "current",
+                        if d.xml_base {
+                            "orders".to_owned()
+                        } else {
+                            "/feeds/orders".to_owned()
+                        },
+                    ),
+                    ("next-archive", self.archive_href(n + 1)),
+                ];
+                if n > 1 {
+                    links.push(("prev-archive", self.archive_href(n - 1)));
+                }
+                (events, links)
+            }
+            None => {
+                let full = self.full_pages();
+                let mut links = Vec::new();
+                if full > 0 {
+                    links.push(("prev-archive", self.archive_href(full)));
+                }
+                (&self.events[full * self.page_size..], links)
+            }
+        };
+        let ns = if d.prefixed {
+            r#"xmlns:atom="http://www.w3.org/2005/Atom""#
+        } else {
+            r#"xmlns="http://www.w3.org/2005/Atom""#
+        };
+        let base = if d.xml_base {
+            r#" xml:base="/feeds/""#
+        } else {
+            ""
+        };
+        let mut out = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<{p}feed {ns} xmlns:fh="http://purl.org/syndication/history/1.0"{base}>
+<{p}title>Another shop's orders</{p}title><{p}id>{}</{p}id>
+<{p}updated>{}</{p}updated><{p}author><{p}name>shop</{p}name></{p}author>
+"#,
+            self.feed_id,
+            self.time(self.newest_second(events))
+        );
+        if page.is_some() {
+            out.push_str("<fh:archive/>\n");
+        }
+        for (rel, href) in links {
+            out.push_str(&format!(r#"<{p}link rel="{rel}" href="{href}"/>"#));
+        }
+        let mut listed: Vec<&Event> = events.iter().collect();
+        if !d.oldest_first {
+            listed.reverse();
+        }
+        for e in listed {
+            let details = if d.xml_base {
+                // Relative to the entry's own xml:base below.
+                format!("{}/{}", e.order, e.version)
+            } else {
+                format!("/api/orders/{}/{}", e.order, e.version)
+            };
+            let entry_base = if d.xml_base {
+                r#" xml:base="../api/orders/""#
+            } else {
+                ""
+            };
+            let link = if d.content_src {
+                format!(r#"<{p}content type="application/json" src="{details}"/>"#)
+            } else {
+                format!(r#"<{p}link rel="alternate" type="application/json" href="{details}"/>"#)
+            };
+            let (term, verb) = if e.cancelled {
+                ("order-cancelled", "cancelled")
+            } else {
+                ("order-placed", "placed")
+            };
+            out.push_str(&format!(
+                r#"
+<{p}entry{entry_base}><{p}id>{}</{p}id><{p}title>Order {} {verb}</{p}title><{p}updated>{}</{p}updated>
+<{p}category term="{term}"/>{link}</{p}entry>"#,
+                e.id,
+                e.order,
+                self.time(e.second)
+            ));
+        }
+        out.push_str(&format!("\n</{p}feed>\n"));
+        out
+    }
+}
+
+/// The details of `order` at `version`, in the order service's JSON shape.
+pub fn order_json(order: i64, version: i64, cancelled: bool) -> Value {
+    json!({
+        "id": order, "version": version, "status": if cancelled { "cancelled" } else { "placed" },
+        "customer": {"customerId": 7, "name": "Shop", "firstname": "Other", "email": "o@shop.example"},
+        "shippingAddress": {"street": "1 Road", "zip": "12345", "city": "Town"},
+        "billingAddress": {"street": "1 Road", "zip": "12345", "city": "Town"},
+        "lines": [{"count": 1, "item": {"itemId": 3, "name": "Thing", "priceCents": 250}}],
+        "totalCents": 250, "created": "2026-06-01T10:00:00Z", "updated": "2026-06-01T10:00:00Z"
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+}
+
+async fn head_or_page(
+    State(p): State<Shared>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    page_response(&p, q.page, &headers)
+}
+
+async fn archive(State(p): State<Shared>, Path(n): Path<usize>, headers: HeaderMap) -> Response {
+    page_response(&p, Some(n), &headers)
+}
+
+fn page_response(p: &Shared, page: Option<usize>, headers: &HeaderMap) -> Response {
+    let p = p.lock().unwrap();
+    if let Some(n) = page {
+        if n == 0 || n > p.full_pages() {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+    }
+    let body = p.render(page);
+    let etag = format!("\"{:x}\"", body.len() * 7919 + p.events.len());
+    let last_modified = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs((BASE_SECS + p.newest_second(&p.events)) as u64),
+    );
+    let unchanged = if p.dialect.last_modified_only {
+        headers
+            .get(header::IF_MODIFIED_SINCE)
+            .is_some_and(|v| v.to_str().ok() == Some(last_modified.as_str()))
+    } else {
+        headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.to_str().ok() == Some(etag.as_str()))
+    };
+    let mut h = vec![(header::LAST_MODIFIED, last_modified)];
+    if !p.dialect.last_modified_only {
+        h.push((header::ETAG, etag));
+    }
+    let mut response = if unchanged && page.is_none() {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/atom+xml")], body).into_response()
+    };
+    for (name, value) in h {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response
+}
+
+async fn details(State(p): State<Shared>, Path((order, version)): Path<(i64, i64)>) -> Response {
+    let p = p.lock().unwrap();
+    match p
+        .events
+        .iter()
+        .find(|e| e.order == order && e.version == version)
+    {
+        Some(e) => axum::Json(order_json(order, version, e.cancelled)).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Serves `publisher` on port 0; returns the head's URL.
+pub async fn serve(publisher: Shared) -> String {
+    let router = Router::new()
+        .route("/feeds/orders", get(head_or_page))
+        .route("/feeds/archive/{n}", get(archive))
+        .route("/api/orders/{order}/{version}", get(details))
+        .with_state(publisher);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/feeds/orders")
+}
+
+async fn invoice_status(consumer: &ConsumerApp, order: i64) -> Value {
+    consumer
+        .get(&format!("/invoicing/invoices/{order}"))
+        .await
+        .json()["status"]
+        .clone()
+}
+
+/// Each dialect feature of another publisher, alone and all together, through archives, a
+/// cancellation, and an empty head whose entries all moved into a full archive page: every
+/// order arrives, nothing is parked, lag is 0, and an unchanged head answers `304`.
+#[tokio::test]
+async fn each_dialect_of_another_publisher_is_read_correctly() {
+    let one = |f: fn(&mut Dialect)| {
+        let mut d = Dialect::default();
+        f(&mut d);
+        d
+    };
+    let all = Dialect {
+        prefixed: true,
+        oldest_first: true,
+        content_src: true,
+        xml_base: true,
+        query_archives: true,
+        tag_ids: true,
+        last_modified_only: true,
+        offsets: true,
+    };
+    let dialects = [
+        Dialect::default(),
+        one(|d| d.prefixed = true),
+        one(|d| d.oldest_first = true),
+        one(|d| d.content_src = true),
+        one(|d| d.xml_base = true),
+        one(|d| d.query_archives = true),
+        one(|d| d.tag_ids = true),
+        one(|d| d.last_modified_only = true),
+        one(|d| d.offsets = true),
+        all,
+    ];
+    for dialect in dialects {
+        let publisher = Publisher::new(dialect, 5);
+        {
+            let mut p = publisher.lock().unwrap();
+            for order in 1..=11 {
+                p.place(order);
+            }
+            let id = p.entry_id("order-3-v2");
+            p.events.push(Event {
+                id,
+                second: 1000,
+                order: 3,
+                version: 2,
+                cancelled: true,
+            });
+        }
+        let url = serve(publisher.clone()).await;
+        let invoicing = spawn_consumer(Kind::Invoicing, &url).await;
+
+        let first = invoicing.poll().await;
+        for order in 12..=14 {
+            publisher.lock().unwrap().place(order);
+        }
+        let second = invoicing.poll().await;
+        let third = invoicing.poll().await;
+
+        assert_eq!(first["status"], "ok", "{dialect:?}: {first}");
+        assert_eq!(second["status"], "ok", "{dialect:?}: {second}");
+        assert_eq!(third["status"], "not-modified", "{dialect:?}: {third}");
+        let report = invoicing.report().await;
+        assert_eq!(report["parked"]["count"], 0, "{dialect:?}: {report}");
+        assert_eq!(report["lag"]["entries"], 0, "{dialect:?}: {report}");
+        assert_eq!(report["checkpoint"]["handledEntries"], 15, "{dialect:?}");
+        assert_eq!(invoicing.copies().await.len(), 14, "{dialect:?}");
+        assert_eq!(
+            invoice_status(&invoicing, 3).await,
+            "cancelled",
+            "{dialect:?}"
+        );
+        assert_eq!(
+            invoice_status(&invoicing, 14).await,
+            "placed",
+            "{dialect:?}"
+        );
+    }
+}
+
+/// The issue's case: a feed that lists each page oldest first, 35 entries handled, then 5 new
+/// ones that land in the same archive page. All 40 are applied; lag is 0.
+#[tokio::test]
+async fn entries_listed_oldest_first_are_never_lost_within_a_page() {
+    let dialect = Dialect {
+        oldest_first: true,
+        ..Dialect::default()
+    };
+    let publisher = Publisher::new(dialect, 10);
+    for order in 1..=35 {
+        publisher.lock().unwrap().place(order);
+    }
+    let url = serve(publisher.clone()).await;
+    let invoicing = spawn_consumer(Kind::Invoicing, &url).await;
+    invoicing.poll_ok().await;
+    for order in 36..=40 {
+        publisher.lock().unwrap().place(order);
+    }
+
+    let report = invoicing.poll().await;
+
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(report["handled"], 5, "{report}");
+    assert_eq!(invoicing.copies().await.len(), 40);
+    let status = invoicing.report().await;
+    assert_eq!(status["lag"]["entries"], 0);
+    assert_eq!(status["checkpoint"]["handledEntries"], 40);
+}
+
+/// RFC 4287 §4.1.1: an entry published again with the same id and a newer `updated` is a
+/// revision of it, and is applied (order 3 republished as cancelled); a revision older than
+/// one handled changes nothing, not even the count of handled entries.
+#[tokio::test]
+async fn a_revised_entry_is_applied_and_an_older_revision_changes_nothing() {
+    let publisher = Publisher::new(Dialect::default(), 5);
+    for order in 1..=5 {
+        publisher.lock().unwrap().place(order);
+    }
+    let url = serve(publisher.clone()).await;
+    let invoicing = spawn_consumer(Kind::Invoicing, &url).await;
+    invoicing.poll_ok().await;
+    {
+        let mut p = publisher.lock().unwrap();
+        let original = p.events[2].clone();
+        p.events.push(Event {
+            second: 500,
+            version: 2,
+            cancelled: true,
+            ..original
+        });
+    }
+
+    let report = invoicing.poll().await;
+
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(report["handled"], 1);
+    assert_eq!(invoice_status(&invoicing, 3).await, "cancelled");
+    let handled = invoicing.report().await["checkpoint"]["handledEntries"].clone();
+    assert_eq!(handled, 6);
+
+    // The archive page still holds the first revision: replaying it changes nothing.
+    let archive = url.replace("/feeds/orders", "/feeds/archive/1");
+    assert_eq!(invoicing.replay(&archive).await, 5, "every entry of the page seen again");
+    assert_eq!(invoice_status(&invoicing, 3).await, "cancelled");
+    assert_eq!(
+        invoicing.report().await["checkpoint"]["handledEntries"],
+        handled
+    );
+}
+
+/// A different feed at the same URL (another `atom:id`: a fresh environment, another
+/// deployment) stops the consumer with the reason in its report, log and metrics, applies
+/// nothing, stays stopped while the head is unchanged, and `rebuild` starts over from it.
+#[tokio::test]
+async fn another_feed_at_the_same_url_stops_the_consumer_until_a_rebuild() {
+    let publisher = Publisher::new(Dialect::default(), 5);
+    for order in 1..=7 {
+        publisher.lock().unwrap().place(order);
+    }
+    let url = serve(publisher.clone()).await;
+    let invoicing = spawn_consumer(Kind::Invoicing, &url).await;
+    invoicing.poll_ok().await;
+    let before = invoicing.copies().await;
+    {
+        // The same URL now serves a feed that started over: same positions, same kind of
+        // ids, other orders.
+        let mut p = publisher.lock().unwrap();
+        p.feed_id = "urn:uuid:9a9a9a9a-0000-4000-8000-0000000000b2".into();
+        p.events.clear();
+        for order in 1..=3 {
+            p.place(order);
+        }
+        for e in &mut p.events {
+            e.cancelled = true;
+        }
+    }
+
+    let stopped = invoicing.poll().await;
+    let still = invoicing.poll().await;
+
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+    let detail = stopped["detail"].as_str().unwrap();
+    assert!(detail.contains("is another feed"), "{detail}");
+    assert!(detail.contains("rebuild"), "{detail}");
+    assert_eq!(still["status"], "stopped", "{still}");
+    assert_eq!(invoicing.copies().await, before, "no copy changed");
+    let report = invoicing.report().await;
+    assert_eq!(report["lastPoll"]["status"], "stopped");
+    let metrics = invoicing.get("/invoicing/metrics").await.text();
+    assert!(metrics.contains("consumer_stopped 1"), "{metrics}");
+    assert!(
+        metrics.contains(r#"consumer_poll_errors_total{kind="other-feed"}"#),
+        "{metrics}"
+    );
+
+    let rebuilt = invoicing.rebuild().await;
+
+    assert_eq!(rebuilt["status"], "ok", "{rebuilt}");
+    assert_eq!(invoicing.copies().await.len(), 3);
+    assert_eq!(invoice_status(&invoicing, 1).await, "cancelled");
+    let metrics = invoicing.get("/invoicing/metrics").await.text();
+    assert!(metrics.contains("consumer_stopped 0"), "{metrics}");
+}
+
+/// The same feed restored from an older state (same `atom:id`, the checkpoint entry gone,
+/// new entries in its place) stops the consumer instead of guessing where to go on.
+#[tokio::test]
+async fn a_feed_that_no_longer_holds_the_checkpoint_stops_the_consumer() {
+    let publisher = Publisher::new(Dialect::default(), 5);
+    for order in 1..=8 {
+        publisher.lock().unwrap().place(order);
+    }
+    let url = serve(publisher.clone()).await;
+    let invoicing = spawn_consumer(Kind::Invoicing, &url).await;
+    invoicing.poll_ok().await;
+    let before = invoicing.copies().await;
+    {
+        let mut p = publisher.lock().unwrap();
+        p.events.truncate(4);
+        for order in 5..=9 {
+            let id = p.entry_id(&format!("restored-{order}"));
+            p.events.push(Event {
+                id,
+                second: 900 + order,
+                order,
+                version: 1,
+                cancelled: true,
+            });
+        }
+    }
+
+    let report = invoicing.poll().await;
+
+    assert_eq!(report["status"], "stopped", "{report}");
+    let detail = report["detail"].as_str().unwrap();
+    assert!(detail.contains("no longer in the feed"), "{detail}");
+    assert_eq!(invoicing.copies().await, before, "no copy changed");
+    let metrics = invoicing.get("/invoicing/metrics").await.text();
+    assert!(
+        metrics.contains(r#"consumer_poll_errors_total{kind="checkpoint-lost"}"#),
+        "{metrics}"
+    );
+}
