@@ -87,6 +87,9 @@ pub struct OrderApp {
 pub struct OrderOptions {
     pub page_size: i64,
     pub clock: Clock,
+    /// Serve on this address (to stand in for another service at the same URL); port 0 when
+    /// unset.
+    pub addr: Option<SocketAddr>,
 }
 
 impl Default for OrderOptions {
@@ -94,6 +97,7 @@ impl Default for OrderOptions {
         OrderOptions {
             page_size: 5,
             clock: Clock::System,
+            addr: None,
         }
     }
 }
@@ -112,7 +116,10 @@ pub async fn spawn_order_on(db: TestDb, options: OrderOptions) -> OrderApp {
     let service = OrderService::build(&settings, options.clock.clone(), shutdown.clone())
         .await
         .expect("order service builds");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let bind = options
+        .addr
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = TcpListener::bind(bind).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let faults = Arc::new(Faults::default());
     let router = service.router().layer(axum::middleware::from_fn_with_state(

@@ -10,6 +10,7 @@ mod deployment;
 mod fault_proxy;
 mod feed_conditional;
 mod feed_format;
+mod feed_identity;
 mod feed_ordering;
 mod feed_schema;
 mod foreign_feed;
