@@ -489,7 +489,7 @@ impl<P: Projection> Consumer<P> {
             .fetch_page(url)
             .await
             .map_err(|e| Error::Feed(e.to_string()))?;
-        self.handle(vec![Slot::Parsed(page)], Direction::Replay)
+        self.handle(vec![Slot::Parsed(Box::new(page))], Direction::Replay)
             .await
             .map_err(|e| Error::Feed(e.to_string()))
     }

@@ -15,7 +15,7 @@ use crate::Error;
 /// A poll's worth of pages, newest first; middle pages may be dropped from memory and fetched
 /// again (archives are immutable) to bound memory during a long catch-up.
 pub(super) enum Slot {
-    Parsed(FeedPage),
+    Parsed(Box<FeedPage>),
     Dropped(Url, usize),
 }
 
@@ -162,7 +162,7 @@ impl<P: Projection> Consumer<P> {
     ) -> Result<Walk, PollError> {
         let mut visited = HashSet::from([head.url.clone()]);
         let mut superseded = false;
-        let mut slots = vec![Slot::Parsed(head)];
+        let mut slots = vec![Slot::Parsed(Box::new(head))];
         let mut parsed = 1;
         loop {
             let Some(Slot::Parsed(top)) = slots.last() else {
@@ -194,7 +194,7 @@ impl<P: Projection> Consumer<P> {
             if self.inner.shutdown.is_cancelled() {
                 return Err(PollError::Cancelled);
             }
-            slots.push(Slot::Parsed(page));
+            slots.push(Slot::Parsed(Box::new(page)));
             parsed += 1;
             if parsed > MAX_PARSED_PAGES {
                 // Drop the newest archive still held (never the head, never the top).
@@ -260,7 +260,7 @@ impl<P: Projection> Consumer<P> {
                     let this = this.clone();
                     async move {
                         match slot {
-                            Slot::Parsed(page) => Ok(page),
+                            Slot::Parsed(page) => Ok(*page),
                             Slot::Dropped(url, _) => this.fetch_page(&url).await,
                         }
                     }
