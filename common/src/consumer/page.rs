@@ -92,8 +92,9 @@ impl FeedPage {
 /// order; otherwise (newest first, as RFC 5005 feeds and ours list them) reverse document
 /// order.
 pub fn parse(url: &Url, body: &[u8]) -> Result<FeedPage, String> {
-    let mut reader = Reader::new(url, body);
-    let mut page = reader.read().map_err(|e| format!("{url}: {e}"))?;
+    let mut page = Reader::new(url, body)
+        .read()
+        .map_err(|e| format!("{url}: {e}"))?;
     order_entries(&mut page.entries);
     Ok(page)
 }
@@ -194,7 +195,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn read(&mut self) -> Result<FeedPage, String> {
+    fn read(mut self) -> Result<FeedPage, String> {
         let mut seen_root = false;
         loop {
             let (ns, event) = self
@@ -259,18 +260,7 @@ impl<'a> Reader<'a> {
             return Err("the feed has no atom:id".into());
         }
         self.page.feed_id = feed_id;
-        Ok(std::mem::replace(
-            &mut self.page,
-            FeedPage {
-                url: self.url.clone(),
-                feed_id: String::new(),
-                entries: Vec::new(),
-                prev_archive: None,
-                next_archive: None,
-                current: None,
-                archive: false,
-            },
-        ))
+        Ok(self.page)
     }
 
     fn keeps_text(&self) -> bool {
