@@ -44,7 +44,7 @@ async fn measure(label: &str, long_poll: Duration, samples: usize) -> Vec<Durati
     args.long_poll = long_poll;
     let invoicing = invoicing::InvoicingService::build(
         &invoicing::Settings {
-            database_url: database_url(dir.path(), &format!("invoicing_{label}")),
+            database_url: Some(database_url(dir.path(), &format!("invoicing_{label}"))),
             consumer: args,
         },
         shutdown.clone(),

@@ -76,7 +76,7 @@ impl Services {
         let consumer = ConsumerArgs::for_feed(feed_url);
         let invoicing = InvoicingService::build(
             &invoicing::Settings {
-                database_url: sqlite_url(dir, "invoicing"),
+                database_url: Some(sqlite_url(dir, "invoicing")),
                 consumer: consumer.clone(),
             },
             shutdown.clone(),
@@ -84,7 +84,7 @@ impl Services {
         .await?;
         let shipping = ShippingService::build(
             &shipping::Settings {
-                database_url: sqlite_url(dir, "shipping"),
+                database_url: Some(sqlite_url(dir, "shipping")),
                 consumer,
             },
             shutdown.clone(),
@@ -169,8 +169,8 @@ pub async fn rebuild(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let result = async {
-        let invoices = services.invoicing.consumer.rebuild().await?;
-        let shipments = services.shipping.consumer.rebuild().await?;
+        let invoices = services.invoicing.consumer().rebuild().await?;
+        let shipments = services.shipping.consumer().rebuild().await?;
         tracing::info!(
             invoicing = invoices.handled,
             shipping = shipments.handled,
@@ -181,8 +181,8 @@ pub async fn rebuild(config: Config) -> anyhow::Result<()> {
     .await;
     shutdown.cancel();
     server.await??;
-    services.invoicing.consumer.release().await;
-    services.shipping.consumer.release().await;
+    services.invoicing.consumer().release().await;
+    services.shipping.consumer().release().await;
     services.close().await;
     result
 }

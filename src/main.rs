@@ -1,4 +1,5 @@
 use clap::Parser;
+use common::service::run_config;
 use feedline::Command;
 use tokio_util::sync::CancellationToken;
 
@@ -14,14 +15,8 @@ async fn main() -> anyhow::Result<()> {
             Some(order::Command::Seed { orders }) => order::seed(c.settings, orders).await,
             None => order::run(bind(c.bind).await?, c.settings, shutdown).await,
         },
-        Some(Command::Invoicing(c)) => match c.command {
-            Some(invoicing::Command::Rebuild) => invoicing::rebuild(c.settings).await,
-            None => invoicing::run(bind(c.bind).await?, c.settings, shutdown).await,
-        },
-        Some(Command::Shipping(c)) => match c.command {
-            Some(shipping::Command::Rebuild) => shipping::rebuild(c.settings).await,
-            None => shipping::run(bind(c.bind).await?, c.settings, shutdown).await,
-        },
+        Some(Command::Invoicing(c)) => run_config::<invoicing::Invoicing>(c).await,
+        Some(Command::Shipping(c)) => run_config::<shipping::Shipping>(c).await,
         None => feedline::run(bind(config.bind).await?, config, shutdown).await,
     }
 }

@@ -23,13 +23,10 @@ mod tests {
 /// Configuration every feed-consuming service takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConsumerArgs {
-    /// The feed to consume (its subscription document).
-    #[arg(
-        long,
-        env = "FEED_URL",
-        default_value = "http://127.0.0.1:8081/order/feed"
-    )]
-    pub feed_url: url::Url,
+    /// The feed to consume (its subscription document) [default: the service's own, e.g. the
+    /// local order service's].
+    #[arg(long, env = "FEED_URL")]
+    pub feed_url: Option<url::Url>,
     /// Time between polls of the feed head.
     #[arg(long, env = "POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
@@ -60,11 +57,12 @@ pub struct ConsumerArgs {
 }
 
 impl ConsumerArgs {
-    /// The consumer settings for the service called `name`.
-    pub fn settings(&self, name: &str) -> crate::consumer::ConsumerSettings {
+    /// The consumer settings for the service called `name`, reading `feed_url` unless
+    /// another was configured.
+    pub fn settings(&self, name: &str, feed_url: url::Url) -> crate::consumer::ConsumerSettings {
         crate::consumer::ConsumerSettings {
             name: name.to_owned(),
-            feed_url: self.feed_url.clone(),
+            feed_url: self.feed_url.clone().unwrap_or(feed_url),
             poll_interval: self.poll_interval,
             long_poll: (!self.long_poll.is_zero()).then_some(self.long_poll),
             limits: crate::consumer::ClientLimits {
@@ -84,7 +82,7 @@ impl ConsumerArgs {
     /// Defaults for consuming `feed_url` (as the all-in-one mode and tests do).
     pub fn for_feed(feed_url: url::Url) -> ConsumerArgs {
         ConsumerArgs {
-            feed_url,
+            feed_url: Some(feed_url),
             poll_interval: Duration::from_secs(1),
             long_poll: Duration::from_secs(20),
             http_timeout: Duration::from_secs(5),

@@ -9,7 +9,8 @@
 //! - [`clock`]: time as a dependency, and how times are stored.
 //! - [`config`]: parsing shared configuration values (durations).
 //! - [`telemetry`]: `tracing` set-up.
-//! - [`ui`]: the HTML pages' shell, shared by every service's pages under `/{svc}/ui/`.
+//! - [`service`]: a whole consumer service from its [`service::Domain`] (config, routes, run).
+//! - [`ui`]: the HTML pages' shell, the consumer panel, and pages for versioned copies.
 
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ mod error;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod service;
 pub mod telemetry;
 pub mod ui;
 

@@ -1,163 +1,132 @@
 //! The invoicing service: keeps an invoice for every order by consuming the order feed.
 //!
 //! # Layout
+//! - this file: the service ([`Invoicing`]) and how an order becomes an invoice ([`Invoices`]:
+//!   tables, columns, reading back).
 //! - [`model`]: invoicing's own reading of the order JSON, and the invoice it serves.
-//! - [`projection`]: how an order event becomes an invoice (version-guarded SQL).
-//! - [`store`]: reading invoices. `routes`: thin handlers under `/invoicing/…`;
-//!   `ui`: the HTML pages under `/invoicing/ui/`.
+//! - `pages`: the HTML of the invoice list and of one invoice.
 //!
-//! Polling, retries, checkpoints and parked entries come from [`common::consumer`].
+//! Everything else (polling, checkpoints, parked entries, the routes, the consumer panel,
+//! configuration) comes from [`common::service`] and [`common::consumer`].
 
-mod error;
 pub mod model;
-pub mod projection;
-mod routes;
-pub mod store;
-mod ui;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod pages;
 
 use axum::Router;
-use common::config::ConsumerArgs;
-use common::consumer::{Consumer, ConsumerMetrics};
-use common::db::{Db, Migrations};
-use common::metrics::HttpMetrics;
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use common::clock::{from_micros, rfc3339};
+use common::consumer::copies::{self, column, variant, variant_name, Copies, Stored, Tables};
+use common::consumer::copies::{Value, Versioned};
+use common::db::Migrations;
+use common::service::{Domain, Service, ServiceState};
 
-pub use error::Error;
-pub use projection::Invoices;
+pub use common::service::{Config, Settings};
 
-/// Command line and environment of the standalone `invoicing` binary.
-#[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "invoicing",
-    about = "Feedline invoicing: invoices kept from the order feed"
-)]
-pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "BIND", default_value = "127.0.0.1:8082")]
-    pub bind: SocketAddr,
-    #[command(flatten)]
-    pub settings: Settings,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
+use model::{Address, Customer, Invoice, InvoiceLine, OrderDoc};
 
-/// What to do instead of serving.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// Throw away every local copy and the checkpoint, re-read the whole feed from its first
-    /// page, and exit. Stop the running service first.
-    Rebuild,
-}
+/// The invoicing service.
+pub struct Invoicing;
 
-/// What the service needs, however it is started.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Settings {
-    /// Database: `sqlite://path/file.db` or `postgres://user@host/db`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://data/invoicing.db"
-    )]
-    pub database_url: String,
-    #[command(flatten)]
-    pub consumer: ConsumerArgs,
-}
+/// Invoices as versioned copies of orders.
+pub struct Invoices;
 
-pub fn migrations() -> Migrations {
-    Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
+pub type InvoicingService = Service<Invoicing>;
+
+impl Domain for Invoicing {
+    type Projection = Copies<Invoices>;
+    const NAME: &'static str = "invoicing";
+    const ABOUT: &'static str = "Feedline invoicing: invoices kept from the order feed";
+    const DEFAULT_BIND: &'static str = "127.0.0.1:8082";
+    const DEFAULT_FEED: &'static str = "http://127.0.0.1:8081/order/feed";
+
+    fn projection() -> Copies<Invoices> {
+        Copies::default()
+    }
+
+    fn migrations() -> Migrations {
+        Migrations {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+        }
+    }
+
+    fn routes() -> Router<ServiceState<Copies<Invoices>>> {
+        copies::routes::<Invoices>().merge(common::ui::copies::routes::<Invoices>("/invoicing"))
     }
 }
 
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-}
+impl Versioned for Invoices {
+    type Details = OrderDoc;
+    type Copy = Invoice;
 
-/// A ready-to-serve invoicing service; polling starts with [`InvoicingService::start`].
-pub struct InvoicingService {
-    pub state: AppState,
-    pub consumer: Consumer<Invoices>,
-    http_metrics: HttpMetrics,
-    registry: Arc<Registry>,
-}
+    // The columns after `order_id` and `version` (and after `order_id, line_no` for lines), in
+    // the order `row` and `lines` give their values.
+    #[rustfmt::skip]
+    const TABLES: Tables = Tables {
+        copies: "invoices", key: "order_id", noun: "invoice", key_noun: "order",
+        columns: &["status", "customer_id", "name", "firstname", "email", "street", "zip", "city",
+                   "total_cents", "ordered_at_us"],
+        lines: "invoice_lines",
+        line_columns: &["item_id", "name", "price_cents", "count", "line_total_cents"],
+    };
 
-impl InvoicingService {
-    /// Connects and migrates. `shutdown` stops the consumer between transactions.
-    pub async fn build(
-        settings: &Settings,
-        shutdown: CancellationToken,
-    ) -> Result<InvoicingService, Error> {
-        let db = Db::connect(&settings.database_url).await?;
-        db.migrate(common::consumer_migrations()).await?;
-        db.migrate(migrations()).await?;
-        let mut registry = Registry::default();
-        let http_metrics = HttpMetrics::register(&mut registry);
-        let consumer = Consumer::new(
-            db.clone(),
-            Invoices,
-            settings.consumer.settings("invoicing"),
-            ConsumerMetrics::register(&mut registry),
-            shutdown,
-        )?;
-        Ok(InvoicingService {
-            state: AppState { db },
-            consumer,
-            http_metrics,
-            registry: Arc::new(registry),
+    fn check(order: &OrderDoc) -> Result<(), String> {
+        order.check()
+    }
+
+    fn key(order: &OrderDoc) -> i64 {
+        order.id
+    }
+
+    fn version(order: &OrderDoc) -> i64 {
+        order.version
+    }
+
+    #[rustfmt::skip]
+    fn row(o: &OrderDoc) -> Vec<Value<'_>> {
+        let (c, a) = (&o.customer, &o.billing_address);
+        vec![variant_name(&o.status), c.customer_id.into(), (&c.name).into(),
+             (&c.firstname).into(), (&c.email).into(), (&a.street).into(), (&a.zip).into(),
+             (&a.city).into(), o.total_cents.into(), o.created.timestamp_micros().into()]
+    }
+
+    #[rustfmt::skip]
+    fn lines(o: &OrderDoc) -> Vec<Vec<Value<'_>>> {
+        // `check` proved the products do not overflow.
+        o.lines.iter().map(|l| vec![l.item.item_id.into(), (&l.item.name).into(),
+            l.item.price_cents.into(), l.count.into(), (l.count * l.item.price_cents).into()])
+            .collect()
+    }
+
+    fn read(s: &Stored) -> Result<Invoice, sqlx::Error> {
+        let r = &s.row;
+        let mut lines = Vec::with_capacity(s.lines.len());
+        for l in &s.lines {
+            lines.push(InvoiceLine {
+                item_id: column(l, "item_id")?,
+                name: column(l, "name")?,
+                price_cents: column(l, "price_cents")?,
+                count: column(l, "count")?,
+                line_total_cents: column(l, "line_total_cents")?,
+            });
+        }
+        Ok(Invoice {
+            order_id: column(r, "order_id")?,
+            version: column(r, "version")?,
+            status: variant(r, "status")?,
+            customer: Customer {
+                customer_id: column(r, "customer_id")?,
+                name: column(r, "name")?,
+                firstname: column(r, "firstname")?,
+                email: column(r, "email")?,
+            },
+            billing_address: Address {
+                street: column(r, "street")?,
+                zip: column(r, "zip")?,
+                city: column(r, "city")?,
+            },
+            lines,
+            total_cents: column(r, "total_cents")?,
+            ordered_at: rfc3339(from_micros(column(r, "ordered_at_us")?)),
         })
     }
-
-    pub fn router(&self) -> Router {
-        let router = routes::router(self.state.clone())
-            .merge(common::consumer::router(
-                self.consumer.clone(),
-                "/invoicing",
-            ))
-            .merge(ui::router(self.state.clone(), self.consumer.clone()));
-        common::metrics::instrument(
-            router,
-            self.http_metrics.clone(),
-            self.registry.clone(),
-            "/invoicing/metrics",
-        )
-    }
-
-    /// Starts polling in the background until shutdown.
-    pub fn start(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.consumer.clone().run())
-    }
-}
-
-/// Rebuilds the local copies from the whole feed (the `rebuild` command).
-pub async fn rebuild(settings: Settings) -> Result<(), anyhow::Error> {
-    let service = InvoicingService::build(&settings, CancellationToken::new()).await?;
-    let report = service.consumer.rebuild().await;
-    service.consumer.release().await;
-    let report = report?;
-    tracing::info!(entries = report.handled, "invoicing rebuilt");
-    service.state.db.close().await;
-    Ok(())
-}
-
-/// Serves invoicing alone on `listener` and polls until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    settings: Settings,
-    shutdown: CancellationToken,
-) -> Result<(), anyhow::Error> {
-    let service = InvoicingService::build(&settings, shutdown.clone()).await?;
-    let poller = service.start();
-    let router = common::http::with_middleware(service.router());
-    tracing::info!(addr = %listener.local_addr()?, feed = %settings.consumer.feed_url, "invoicing listening");
-    common::http::serve(listener, router, shutdown).await?;
-    poller.await?;
-    service.state.db.close().await;
-    Ok(())
 }

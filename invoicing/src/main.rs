@@ -1,17 +1,4 @@
-use clap::Parser;
-use tokio_util::sync::CancellationToken;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::telemetry::init();
-    let config = invoicing::Config::parse();
-    if let Some(invoicing::Command::Rebuild) = config.command {
-        return invoicing::rebuild(config.settings).await;
-    }
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-    let shutdown = CancellationToken::new();
-    common::http::cancel_on_signal(shutdown.clone());
-    invoicing::run(listener, config.settings, shutdown).await
+    common::service::main::<invoicing::Invoicing>().await
 }

@@ -10,13 +10,14 @@ pub struct OrderDoc {
     pub id: i64,
     pub version: i64,
     pub status: OrderStatus,
-    pub customer: CustomerDoc,
+    pub customer: Customer,
     pub billing_address: Address,
     pub lines: Vec<LineDoc>,
     pub total_cents: i64,
     pub created: DateTime<Utc>,
 }
 
+/// Stored and shown by its serde name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderStatus {
@@ -24,26 +25,9 @@ pub enum OrderStatus {
     Cancelled,
 }
 
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Placed => "placed",
-            OrderStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn from_db(s: &str) -> OrderStatus {
-        if s == "cancelled" {
-            OrderStatus::Cancelled
-        } else {
-            OrderStatus::Placed
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CustomerDoc {
+pub struct Customer {
     pub customer_id: i64,
     pub name: String,
     pub firstname: String,
@@ -133,7 +117,7 @@ pub struct Invoice {
     pub order_id: i64,
     pub version: i64,
     pub status: OrderStatus,
-    pub customer: CustomerDoc,
+    pub customer: Customer,
     pub billing_address: Address,
     pub lines: Vec<InvoiceLine>,
     pub total_cents: i64,

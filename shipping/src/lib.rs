@@ -1,160 +1,130 @@
-//! The shipping service: keeps a shipment for every order by consuming the order feed.
+//! The shipping service: keeps a shipment (what to send where, no prices) for every order by
+//! consuming the order feed.
 //!
 //! # Layout
+//! - this file: the service ([`Shipping`]) and the shipment kept per order ([`Shipments`]).
 //! - [`model`]: shipping's own reading of the order JSON, and the shipment it serves.
-//! - [`projection`]: how an order event becomes a shipment (version-guarded SQL).
-//! - [`store`]: reading shipments. `routes`: thin handlers under `/shipping/…`;
-//!   `ui`: the HTML pages under `/shipping/ui/`.
+//! - `pages`: the HTML of the shipment list and of one shipment.
 //!
-//! Polling, retries, checkpoints and parked entries come from [`common::consumer`].
+//! Polling, checkpoints, parked entries, routes, the consumer panel and configuration come
+//! from [`common::service`] and [`common::consumer`].
 
-mod error;
 pub mod model;
-pub mod projection;
-mod routes;
-pub mod store;
-mod ui;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod pages;
 
 use axum::Router;
-use common::config::ConsumerArgs;
-use common::consumer::{Consumer, ConsumerMetrics};
-use common::db::{Db, Migrations};
-use common::metrics::HttpMetrics;
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use common::clock::{from_micros, rfc3339};
+use common::consumer::copies::{column, variant, variant_name, Copies, Stored, Tables, Value};
+use common::db::Migrations;
+use common::service::{Domain, Service, ServiceState};
 
-pub use error::Error;
-pub use projection::Shipments;
+pub use common::service::{Config, Settings};
 
-/// Command line and environment of the standalone `shipping` binary.
-#[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "shipping",
-    about = "Feedline shipping: shipments kept from the order feed"
-)]
-pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "BIND", default_value = "127.0.0.1:8083")]
-    pub bind: SocketAddr,
-    #[command(flatten)]
-    pub settings: Settings,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
+use model::{Address, OrderDoc, Recipient, Shipment, ShipmentLine};
 
-/// What to do instead of serving.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// Throw away every local copy and the checkpoint, re-read the whole feed from its first
-    /// page, and exit. Stop the running service first.
-    Rebuild,
-}
+/// The shipping service.
+pub struct Shipping;
 
-/// What the service needs, however it is started.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Settings {
-    /// Database: `sqlite://path/file.db` or `postgres://user@host/db`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://data/shipping.db"
-    )]
-    pub database_url: String,
-    #[command(flatten)]
-    pub consumer: ConsumerArgs,
-}
+/// Shipments as versioned copies of orders.
+pub struct Shipments;
 
-pub fn migrations() -> Migrations {
-    Migrations {
-        sqlite: sqlx::migrate!("./migrations/sqlite"),
-        postgres: sqlx::migrate!("./migrations/postgres"),
+pub type ShippingService = Service<Shipping>;
+
+impl Domain for Shipping {
+    type Projection = Copies<Shipments>;
+    const NAME: &'static str = "shipping";
+    const ABOUT: &'static str = "Feedline shipping: shipments kept from the order feed";
+    const DEFAULT_BIND: &'static str = "127.0.0.1:8083";
+    const DEFAULT_FEED: &'static str = "http://127.0.0.1:8081/order/feed";
+
+    fn projection() -> Copies<Shipments> {
+        Copies::default()
+    }
+
+    fn migrations() -> Migrations {
+        Migrations {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+        }
+    }
+
+    fn routes() -> Router<ServiceState<Copies<Shipments>>> {
+        let pages = common::ui::copies::routes::<Shipments>("/shipping");
+        common::consumer::copies::routes::<Shipments>().merge(pages)
     }
 }
 
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-}
+impl common::consumer::copies::Versioned for Shipments {
+    type Details = OrderDoc;
+    type Copy = Shipment;
 
-/// A ready-to-serve shipping service; polling starts with [`ShippingService::start`].
-pub struct ShippingService {
-    pub state: AppState,
-    pub consumer: Consumer<Shipments>,
-    http_metrics: HttpMetrics,
-    registry: Arc<Registry>,
-}
+    #[rustfmt::skip]
+    const TABLES: Tables = Tables {
+        copies: "shipments", lines: "shipment_lines", key: "order_id",
+        noun: "shipment", key_noun: "order",
+        // After `order_id, version` (`order_id, line_no`), as `row` (`lines`) gives them.
+        columns: &["status", "customer_id", "name", "firstname", "street", "zip", "city",
+                   "ordered_at_us"],
+        line_columns: &["item_id", "name", "count"],
+    };
 
-impl ShippingService {
-    /// Connects and migrates. `shutdown` stops the consumer between transactions.
-    pub async fn build(
-        settings: &Settings,
-        shutdown: CancellationToken,
-    ) -> Result<ShippingService, Error> {
-        let db = Db::connect(&settings.database_url).await?;
-        db.migrate(common::consumer_migrations()).await?;
-        db.migrate(migrations()).await?;
-        let mut registry = Registry::default();
-        let http_metrics = HttpMetrics::register(&mut registry);
-        let consumer = Consumer::new(
-            db.clone(),
-            Shipments,
-            settings.consumer.settings("shipping"),
-            ConsumerMetrics::register(&mut registry),
-            shutdown,
-        )?;
-        Ok(ShippingService {
-            state: AppState { db },
-            consumer,
-            http_metrics,
-            registry: Arc::new(registry),
+    fn check(order: &OrderDoc) -> Result<(), String> {
+        order.check()
+    }
+
+    fn key(order: &OrderDoc) -> i64 {
+        order.id
+    }
+
+    fn version(order: &OrderDoc) -> i64 {
+        order.version
+    }
+
+    #[rustfmt::skip]
+    fn row(o: &OrderDoc) -> Vec<Value<'_>> {
+        let to = &o.shipping_address;
+        vec![variant_name(&o.status), o.customer.customer_id.into(), (&o.customer.name).into(),
+             (&o.customer.firstname).into(), (&to.street).into(), (&to.zip).into(),
+             (&to.city).into(), o.created.timestamp_micros().into()]
+    }
+
+    fn lines(o: &OrderDoc) -> Vec<Vec<Value<'_>>> {
+        let mut lines = Vec::with_capacity(o.lines.len());
+        for l in &o.lines {
+            lines.push(vec![
+                l.item.item_id.into(),
+                (&l.item.name).into(),
+                l.count.into(),
+            ]);
+        }
+        lines
+    }
+
+    fn read(stored: &Stored) -> Result<Shipment, sqlx::Error> {
+        let lines = stored.lines.iter().map(|l| {
+            Ok(ShipmentLine {
+                item_id: column(l, "item_id")?,
+                name: column(l, "name")?,
+                count: column(l, "count")?,
+            })
+        });
+        let r = &stored.row;
+        Ok(Shipment {
+            order_id: column(r, "order_id")?,
+            version: column(r, "version")?,
+            status: variant(r, "status")?,
+            customer: Recipient {
+                customer_id: column(r, "customer_id")?,
+                firstname: column(r, "firstname")?,
+                name: column(r, "name")?,
+            },
+            shipping_address: Address {
+                street: column(r, "street")?,
+                city: column(r, "city")?,
+                zip: column(r, "zip")?,
+            },
+            lines: lines.collect::<Result<_, sqlx::Error>>()?,
+            ordered_at: rfc3339(from_micros(column(r, "ordered_at_us")?)),
         })
     }
-
-    pub fn router(&self) -> Router {
-        let router = routes::router(self.state.clone())
-            .merge(common::consumer::router(self.consumer.clone(), "/shipping"))
-            .merge(ui::router(self.state.clone(), self.consumer.clone()));
-        common::metrics::instrument(
-            router,
-            self.http_metrics.clone(),
-            self.registry.clone(),
-            "/shipping/metrics",
-        )
-    }
-
-    /// Starts polling in the background until shutdown.
-    pub fn start(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.consumer.clone().run())
-    }
-}
-
-/// Rebuilds the local copies from the whole feed (the `rebuild` command).
-pub async fn rebuild(settings: Settings) -> Result<(), anyhow::Error> {
-    let service = ShippingService::build(&settings, CancellationToken::new()).await?;
-    let report = service.consumer.rebuild().await;
-    service.consumer.release().await;
-    let report = report?;
-    tracing::info!(entries = report.handled, "shipping rebuilt");
-    service.state.db.close().await;
-    Ok(())
-}
-
-/// Serves shipping alone on `listener` and polls until `shutdown`.
-pub async fn run(
-    listener: TcpListener,
-    settings: Settings,
-    shutdown: CancellationToken,
-) -> Result<(), anyhow::Error> {
-    let service = ShippingService::build(&settings, shutdown.clone()).await?;
-    let poller = service.start();
-    let router = common::http::with_middleware(service.router());
-    tracing::info!(addr = %listener.local_addr()?, feed = %settings.consumer.feed_url, "shipping listening");
-    common::http::serve(listener, router, shutdown).await?;
-    poller.await?;
-    service.state.db.close().await;
-    Ok(())
 }

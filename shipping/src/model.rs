@@ -10,7 +10,7 @@ pub struct OrderDoc {
     pub id: i64,
     pub version: i64,
     pub status: OrderStatus,
-    pub customer: CustomerDoc,
+    pub customer: Recipient,
     pub shipping_address: Address,
     pub lines: Vec<LineDoc>,
     pub created: DateTime<Utc>,
@@ -23,27 +23,9 @@ pub enum OrderStatus {
     Cancelled,
 }
 
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Placed => "placed",
-            OrderStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn from_db(s: &str) -> OrderStatus {
-        if s == "cancelled" {
-            OrderStatus::Cancelled
-        } else {
-            OrderStatus::Placed
-        }
-    }
-}
-
-/// The recipient: shipping keeps no email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CustomerDoc {
+pub struct Recipient {
     pub customer_id: i64,
     pub name: String,
     pub firstname: String,
@@ -113,7 +95,7 @@ pub struct Shipment {
     pub order_id: i64,
     pub version: i64,
     pub status: OrderStatus,
-    pub customer: CustomerDoc,
+    pub customer: Recipient,
     pub shipping_address: Address,
     pub lines: Vec<ShipmentLine>,
     pub ordered_at: String,

@@ -81,7 +81,7 @@ pub async fn spawn_consumer_on(kind: Kind, db: TestDb, args: ConsumerArgs) -> Co
     let (service, router) = match kind {
         Kind::Invoicing => {
             let settings = invoicing::Settings {
-                database_url: db.url.clone(),
+                database_url: Some(db.url.clone()),
                 consumer: args,
             };
             let s = InvoicingService::build(&settings, shutdown.clone())
@@ -92,7 +92,7 @@ pub async fn spawn_consumer_on(kind: Kind, db: TestDb, args: ConsumerArgs) -> Co
         }
         Kind::Shipping => {
             let settings = shipping::Settings {
-                database_url: db.url.clone(),
+                database_url: Some(db.url.clone()),
                 consumer: args,
             };
             let s = ShippingService::build(&settings, shutdown.clone())
@@ -195,8 +195,8 @@ impl ConsumerApp {
     pub async fn replay(&self, url: &str) -> u64 {
         let url = url::Url::parse(url).expect("url");
         match &self.service {
-            Service::Invoicing(s) => s.consumer.replay(&url).await,
-            Service::Shipping(s) => s.consumer.replay(&url).await,
+            Service::Invoicing(s) => s.consumer().replay(&url).await,
+            Service::Shipping(s) => s.consumer().replay(&url).await,
         }
         .expect("replay")
     }
@@ -204,8 +204,8 @@ impl ConsumerApp {
     /// Drops every copy and the checkpoint and re-reads the whole feed.
     pub async fn rebuild(&self) -> serde_json::Value {
         let report = match &self.service {
-            Service::Invoicing(s) => s.consumer.rebuild().await,
-            Service::Shipping(s) => s.consumer.rebuild().await,
+            Service::Invoicing(s) => s.consumer().rebuild().await,
+            Service::Shipping(s) => s.consumer().rebuild().await,
         }
         .expect("rebuild");
         serde_json::to_value(report).expect("report as JSON")
@@ -223,11 +223,11 @@ impl ConsumerApp {
         self.server.await.expect("server stops");
         match &self.service {
             Service::Invoicing(s) => {
-                s.consumer.release().await;
+                s.consumer().release().await;
                 s.state.db.close().await
             }
             Service::Shipping(s) => {
-                s.consumer.release().await;
+                s.consumer().release().await;
                 s.state.db.close().await
             }
         }

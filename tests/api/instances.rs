@@ -133,7 +133,7 @@ async fn a_second_instance_on_one_sqlite_file_refuses_to_start() {
 
     let second = invoicing::InvoicingService::build(
         &invoicing::Settings {
-            database_url: url.clone(),
+            database_url: Some(url.clone()),
             consumer: test_args(&order.url("/order/feed")),
         },
         tokio_util::sync::CancellationToken::new(),
@@ -149,7 +149,7 @@ async fn a_second_instance_on_one_sqlite_file_refuses_to_start() {
     first.stop().await;
     let after_stop = invoicing::InvoicingService::build(
         &invoicing::Settings {
-            database_url: url,
+            database_url: Some(url),
             consumer: test_args(&order.url("/order/feed")),
         },
         tokio_util::sync::CancellationToken::new(),

@@ -11,6 +11,7 @@
 
 mod backoff;
 pub mod client;
+pub mod copies;
 pub mod details;
 mod lease;
 mod metrics;
@@ -19,7 +20,6 @@ mod pipeline;
 mod report;
 mod routes;
 pub mod store;
-pub mod ui;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

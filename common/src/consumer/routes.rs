@@ -7,17 +7,17 @@ use axum::{Json, Router};
 
 use super::{store, Consumer, Projection};
 use crate::http::PageQuery;
+use crate::service::ServiceState;
 use crate::Error;
 
-/// `POST {prefix}/poll`, `GET {prefix}/consumer`, `GET {prefix}/parked`,
-/// `POST {prefix}/parked/{id}/retry`.
-pub fn router<P: Projection>(consumer: Consumer<P>, prefix: &str) -> Router {
+/// `POST /poll`, `GET /consumer`, `GET /parked`, `POST /parked/{id}/retry`, relative to the
+/// service's prefix.
+pub fn router<P: Projection>() -> Router<ServiceState<P>> {
     Router::new()
-        .route(&format!("{prefix}/poll"), post(poll::<P>))
-        .route(&format!("{prefix}/consumer"), get(report::<P>))
-        .route(&format!("{prefix}/parked"), get(parked::<P>))
-        .route(&format!("{prefix}/parked/{{id}}/retry"), post(retry::<P>))
-        .with_state(consumer)
+        .route("/poll", post(poll::<P>))
+        .route("/consumer", get(report::<P>))
+        .route("/parked", get(parked::<P>))
+        .route("/parked/{id}/retry", post(retry::<P>))
 }
 
 async fn poll<P: Projection>(State(consumer): State<Consumer<P>>) -> Response {

@@ -11,6 +11,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+pub mod consumer;
+pub mod copies;
+
 use crate::clock::rfc3339;
 use crate::http::{Page, PageQuery};
 

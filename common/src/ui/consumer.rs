@@ -8,18 +8,20 @@ use axum::routing::post;
 use axum::Router;
 use maud::{html, Markup};
 
-use super::{Consumer, ConsumerReport, Projection};
+use crate::consumer::{Consumer, ConsumerReport, Projection};
+use crate::service::ServiceState;
 use crate::ui::{self, HtmlError, Section};
 use crate::Error;
 
-/// `POST {prefix}/ui/poll` and `POST {prefix}/ui/parked/{id}/retry`; both send the browser
-/// back to `{prefix}/ui/`, where the panel shows what happened.
-pub fn router<P: Projection>(consumer: Consumer<P>, prefix: &str, section: Section) -> Router {
+/// `POST /ui/poll` and `POST /ui/parked/{id}/retry` under the service's `prefix`; both send
+/// the browser back to `{prefix}/ui/`, where the panel shows what happened.
+pub fn router<P: Projection>(prefix: &str) -> Router<ServiceState<P>> {
+    let section = ui::section_of(&format!("{prefix}/ui/")).unwrap_or(Section::Home);
     let back = format!("{prefix}/ui/#consumer");
     let poll_back = back.clone();
     Router::new()
         .route(
-            &format!("{prefix}/ui/poll"),
+            "/ui/poll",
             post(move |State(c): State<Consumer<P>>, headers: HeaderMap| async move {
                 ui::same_site(&headers, section)?;
                 c.poll().await;
@@ -27,7 +29,7 @@ pub fn router<P: Projection>(consumer: Consumer<P>, prefix: &str, section: Secti
             }),
         )
         .route(
-            &format!("{prefix}/ui/parked/{{id}}/retry"),
+            "/ui/parked/{id}/retry",
             post(
                 move |State(c): State<Consumer<P>>, Path(id): Path<i64>, headers: HeaderMap| async move {
                     ui::same_site(&headers, section)?;
@@ -36,7 +38,6 @@ pub fn router<P: Projection>(consumer: Consumer<P>, prefix: &str, section: Secti
                 },
             ),
         )
-        .with_state(consumer)
 }
 
 /// The report as a page can show it, or the error page if the database cannot be read.

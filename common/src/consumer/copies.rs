@@ -1,0 +1,401 @@
+//! The common kind of local copy, declared instead of written: one row per aggregate guarded
+//! by its version, with child rows (lines) replaced together with it. A service describes its
+//! tables and maps a details document to values ([`Versioned`]); [`Copies`] is then its
+//! [`Projection`] and reads the copies back for the API.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+
+use super::{Outcome, Projection};
+use crate::db::{list_placeholders, rows_per_statement, values_placeholders, Db};
+use crate::http::PageQuery;
+use crate::service::ServiceState;
+use crate::Error;
+
+/// A value bound into a statement (what sqlx's `Any` driver stores: integers and text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<'a> {
+    Int(i64),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(s: &'a str) -> Value<'a> {
+        Value::Text(std::borrow::Cow::Borrowed(s))
+    }
+}
+
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(s: &'a String) -> Value<'a> {
+        Value::Text(std::borrow::Cow::Borrowed(s))
+    }
+}
+
+impl From<i64> for Value<'_> {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+
+/// An enum stored as its serde name (`"placed"`): the name to store.
+pub fn variant_name<T: Serialize>(value: &T) -> Value<'static> {
+    let name = match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    };
+    Value::Text(std::borrow::Cow::Owned(name))
+}
+
+/// Reads back an enum stored by [`variant_name`]. A name it does not know is an error, never
+/// a default: a copy that cannot be read faithfully is not shown.
+pub fn variant<T: DeserializeOwned>(row: &AnyRow, name: &str) -> Result<T, sqlx::Error> {
+    let text: String = column(row, name)?;
+    serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|e| {
+        sqlx::Error::ColumnDecode {
+            index: name.to_owned(),
+            source: format!("unknown value {text:?}: {e}").into(),
+        }
+    })
+}
+
+/// The tables of a versioned copy. Both have the key column first; the copy table has a
+/// `version` column after it, the line table a `line_no` column.
+#[derive(Debug, Clone, Copy)]
+pub struct Tables {
+    /// The copies, e.g. `invoices`.
+    pub copies: &'static str,
+    /// The aggregate's id, e.g. `order_id`.
+    pub key: &'static str,
+    /// The other columns of a copy, in the order [`Versioned::row`] gives their values.
+    pub columns: &'static [&'static str],
+    /// The child rows, e.g. `invoice_lines`.
+    pub lines: &'static str,
+    /// The other columns of a line, in the order [`Versioned::lines`] gives their values.
+    pub line_columns: &'static [&'static str],
+    /// How the API names one copy and its key in messages: `invoice`, `order`.
+    pub noun: &'static str,
+    pub key_noun: &'static str,
+}
+
+/// A copy as read back: its row and its lines (in `line_no` order).
+pub struct Stored {
+    pub row: AnyRow,
+    pub lines: Vec<AnyRow>,
+}
+
+/// A service's versioned copy: which tables, which details, and the mapping both ways.
+pub trait Versioned: Send + Sync + 'static {
+    /// The details document as this service reads it.
+    type Details: DeserializeOwned + Send + Sync + 'static;
+    /// The copy as the API shows it.
+    type Copy: Serialize + Send + Sync + 'static;
+
+    const TABLES: Tables;
+
+    /// Refuses documents that parse but make no sense; the entry is parked with the reason.
+    fn check(details: &Self::Details) -> Result<(), String>;
+    /// The aggregate's id and version in a document.
+    fn key(details: &Self::Details) -> i64;
+    fn version(details: &Self::Details) -> i64;
+    /// Values of [`Tables::columns`].
+    fn row(details: &Self::Details) -> Vec<Value<'_>>;
+    /// Values of [`Tables::line_columns`], one vector per line.
+    fn lines(details: &Self::Details) -> Vec<Vec<Value<'_>>>;
+    /// The copy from what was stored.
+    fn read(stored: &Stored) -> Result<Self::Copy, sqlx::Error>;
+}
+
+/// The projection that keeps `V`'s copies.
+pub struct Copies<V>(std::marker::PhantomData<fn() -> V>);
+
+impl<V> Default for Copies<V> {
+    fn default() -> Self {
+        Copies(std::marker::PhantomData)
+    }
+}
+
+fn bind<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    v: &'q Value<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    match v {
+        Value::Int(i) => q.bind(*i),
+        Value::Text(t) => q.bind(t.as_ref()),
+    }
+}
+
+impl<V: Versioned> Projection for Copies<V> {
+    type Details = V::Details;
+
+    fn check(&self, details: &V::Details) -> Result<(), String> {
+        V::check(details)
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[&V::Details],
+    ) -> Result<Vec<Outcome>, sqlx::Error> {
+        let t = V::TABLES;
+        // Within the batch only the highest version of each aggregate is written; the others
+        // are stale already.
+        let mut newest: HashMap<i64, usize> = HashMap::new();
+        for (i, d) in batch.iter().enumerate() {
+            let best = newest.entry(V::key(d)).or_insert(i);
+            if V::version(batch[*best]) < V::version(d) {
+                *best = i;
+            }
+        }
+        let mut winners: Vec<usize> = newest.into_values().collect();
+        winners.sort_unstable();
+        let width = t.columns.len() + 2;
+        let updates: Vec<String> = std::iter::once("version")
+            .chain(t.columns.iter().copied())
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        // An older (or the same) version never overwrites what is kept.
+        let upsert = |rows: usize| {
+            format!(
+                "INSERT INTO {copies} ({key}, version, {columns}) VALUES {values} \
+                 ON CONFLICT ({key}) DO UPDATE SET {updates} \
+                 WHERE {copies}.version < excluded.version RETURNING {key}",
+                copies = t.copies,
+                key = t.key,
+                columns = t.columns.join(", "),
+                values = values_placeholders(rows, width),
+                updates = updates.join(", "),
+            )
+        };
+        let mut applied = HashSet::new();
+        for chunk in winners.chunks(rows_per_statement(width)) {
+            let sql = upsert(chunk.len());
+            let rows: Vec<Vec<Value>> = chunk.iter().map(|&i| V::row(batch[i])).collect();
+            let mut q = sqlx::query(&sql);
+            for (&i, row) in chunk.iter().zip(&rows) {
+                q = q.bind(V::key(batch[i])).bind(V::version(batch[i]));
+                for v in row {
+                    q = bind(q, v);
+                }
+            }
+            for r in q.fetch_all(&mut *conn).await? {
+                applied.insert(sqlx::Row::try_get::<i64, _>(&r, 0)?);
+            }
+        }
+        let written: Vec<&V::Details> = winners
+            .iter()
+            .map(|&i| batch[i])
+            .filter(|d| applied.contains(&V::key(d)))
+            .collect();
+        replace_lines::<V>(conn, &written).await?;
+        Ok(batch
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if applied.contains(&V::key(d)) && winners.binary_search(&i).is_ok() {
+                    Outcome::Applied
+                } else {
+                    Outcome::Stale
+                }
+            })
+            .collect())
+    }
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        for table in [V::TABLES.lines, V::TABLES.copies] {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn describe(d: &V::Details) -> String {
+        let t = V::TABLES;
+        format!("{} {} version {}", t.key_noun, V::key(d), V::version(d))
+    }
+}
+
+/// The lines of the copies just written replace their old ones.
+async fn replace_lines<V: Versioned>(
+    conn: &mut AnyConnection,
+    written: &[&V::Details],
+) -> Result<(), sqlx::Error> {
+    let t = V::TABLES;
+    for chunk in written.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "DELETE FROM {} WHERE {} IN ({})",
+            t.lines,
+            t.key,
+            list_placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for d in chunk {
+            q = q.bind(V::key(d));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let lines: Vec<(i64, i64, Vec<Value>)> = written
+        .iter()
+        .flat_map(|d| {
+            V::lines(d)
+                .into_iter()
+                .enumerate()
+                .map(|(no, values)| (V::key(d), no as i64, values))
+        })
+        .collect();
+    let width = t.line_columns.len() + 2;
+    for chunk in lines.chunks(rows_per_statement(width)) {
+        let sql = format!(
+            "INSERT INTO {} ({}, line_no, {}) VALUES {}",
+            t.lines,
+            t.key,
+            t.line_columns.join(", "),
+            values_placeholders(chunk.len(), width)
+        );
+        let mut q = sqlx::query(&sql);
+        for (key, no, values) in chunk {
+            q = q.bind(*key).bind(*no);
+            for v in values {
+                q = bind(q, v);
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl<V: Versioned> Copies<V> {
+    fn select() -> String {
+        let t = V::TABLES;
+        format!(
+            "SELECT {}, version, {} FROM {}",
+            t.key,
+            t.columns.join(", "),
+            t.copies
+        )
+    }
+
+    fn select_lines() -> String {
+        let t = V::TABLES;
+        format!(
+            "SELECT {}, line_no, {} FROM {}",
+            t.key,
+            t.line_columns.join(", "),
+            t.lines
+        )
+    }
+
+    /// Copies with keys below `before`, highest key first.
+    pub async fn list(db: &Db, before: i64, limit: i64) -> Result<Vec<V::Copy>, Error> {
+        let t = V::TABLES;
+        let sql = format!(
+            "{} WHERE {key} < $1 ORDER BY {key} DESC LIMIT $2",
+            Self::select(),
+            key = t.key
+        );
+        let rows = sqlx::query(&sql)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?;
+        let key_of = |r: &AnyRow| sqlx::Row::try_get::<i64, _>(r, 0);
+        let (Some(max), Some(min)) = (rows.first(), rows.last()) else {
+            return Ok(Vec::new());
+        };
+        let (max, min) = (key_of(max)?, key_of(min)?);
+        let sql = format!(
+            "{} WHERE {key} >= $1 AND {key} <= $2 ORDER BY {key} DESC, line_no",
+            Self::select_lines(),
+            key = t.key
+        );
+        let lines = sqlx::query(&sql)
+            .bind(min)
+            .bind(max)
+            .fetch_all(db.pool())
+            .await?;
+        let mut lines = lines.into_iter().peekable();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key = key_of(&row)?;
+            let mut own = Vec::new();
+            while let Some(line) = lines.peek() {
+                match key_of(line)? {
+                    k if k > key => {
+                        lines.next();
+                    }
+                    k if k == key => own.extend(lines.next()),
+                    _ => break,
+                }
+            }
+            out.push(V::read(&Stored { row, lines: own })?);
+        }
+        Ok(out)
+    }
+
+    /// The copy of aggregate `key`, if there is one.
+    pub async fn get(db: &Db, key: i64) -> Result<Option<V::Copy>, Error> {
+        let t = V::TABLES;
+        let sql = format!("{} WHERE {} = $1", Self::select(), t.key);
+        let Some(row) = sqlx::query(&sql)
+            .bind(key)
+            .fetch_optional(db.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "{} WHERE {} = $1 ORDER BY line_no",
+            Self::select_lines(),
+            t.key
+        );
+        let lines = sqlx::query(&sql).bind(key).fetch_all(db.pool()).await?;
+        Ok(Some(V::read(&Stored { row, lines })?))
+    }
+}
+
+/// Reading a stored column by name, with the column named in the error.
+pub fn column<'r, T>(row: &'r AnyRow, name: &str) -> Result<T, sqlx::Error>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    sqlx::Row::try_get(row, name)
+}
+
+/// `GET /{copies}` (paged, highest key first) and `GET /{copies}/{key}` as JSON, relative
+/// to the service's prefix (the table name is the collection's name in the URL).
+pub fn routes<V: Versioned>() -> Router<ServiceState<Copies<V>>> {
+    let t = V::TABLES;
+    Router::new()
+        .route(&format!("/{}", t.copies), get(list::<V>))
+        .route(&format!("/{}/{{key}}", t.copies), get(show::<V>))
+}
+
+async fn list<V: Versioned>(
+    State(state): State<ServiceState<Copies<V>>>,
+    Query(page): Query<PageQuery>,
+) -> Result<Response, Response> {
+    let page = page.parse().map_err(IntoResponse::into_response)?;
+    let copies = Copies::<V>::list(&state.db, page.before, page.limit)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(Json(copies).into_response())
+}
+
+async fn show<V: Versioned>(
+    State(state): State<ServiceState<Copies<V>>>,
+    Path(key): Path<i64>,
+) -> Result<Response, Error> {
+    let t = V::TABLES;
+    let copy = Copies::<V>::get(&state.db, key)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no {} for {} {key}", t.noun, t.key_noun)))?;
+    Ok(Json(copy).into_response())
+}
