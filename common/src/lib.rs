@@ -27,6 +27,18 @@ pub mod ui;
 pub use clock::Clock;
 pub use error::Error;
 
+/// A crate's own migrations, from its `migrations/sqlite` and `migrations/postgres` folders
+/// (resolved against the crate that invokes the macro).
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        $crate::db::Migrations {
+            sqlite: ::sqlx::migrate!("./migrations/sqlite"),
+            postgres: ::sqlx::migrate!("./migrations/postgres"),
+        }
+    };
+}
+
 /// The tables of a feed publisher (`feed_entries`, `feed_meta`).
 pub fn publisher_migrations() -> db::Migrations {
     db::Migrations {

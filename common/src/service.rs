@@ -16,15 +16,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConsumerArgs;
+use crate::consumer::copies::Copies;
 use crate::consumer::{Consumer, ConsumerMetrics, Projection};
 use crate::db::{Db, Migrations};
 use crate::metrics::HttpMetrics;
+use crate::ui::copies::Pages;
 use crate::Error;
 
 /// What makes a consumer service this service.
 pub trait Domain: Send + Sync + 'static {
     /// How it keeps its local copies.
-    type Projection: Projection;
+    type Projection: Projection + Default;
     /// Names it: its URL prefix `/{NAME}`, its log lines, its default database file.
     const NAME: &'static str;
     /// One line for `--help`.
@@ -34,11 +36,48 @@ pub trait Domain: Send + Sync + 'static {
     /// The feed it reads when `FEED_URL` is not set.
     const DEFAULT_FEED: &'static str;
 
-    fn projection() -> Self::Projection;
     /// Its own tables.
     fn migrations() -> Migrations;
     /// Its own routes (its copies as JSON, its pages), relative to `/{NAME}`.
     fn routes() -> Router<ServiceState<Self::Projection>>;
+}
+
+/// Who a service is: what [`Domain`]'s constants say, as one value.
+#[derive(Debug, Clone, Copy)]
+pub struct About {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub bind: &'static str,
+    pub feed: &'static str,
+}
+
+/// The common case: a service that keeps versioned copies ([`crate::consumer::copies::Versioned`]) and shows them
+/// ([`Pages`]). Its [`Domain`] is [`Copying<Self>`]: the copies as JSON at `/{name}/{copies}`,
+/// their pages at `/{name}/ui/`.
+pub trait CopyService: Pages {
+    const ABOUT: About;
+    /// Its tables (usually `common::migrations!()`).
+    fn migrations() -> Migrations;
+}
+
+/// The [`Domain`] of a [`CopyService`].
+pub struct Copying<V>(std::marker::PhantomData<fn() -> V>);
+
+impl<V: CopyService> Domain for Copying<V> {
+    type Projection = Copies<V>;
+    const NAME: &'static str = V::ABOUT.name;
+    const ABOUT: &'static str = V::ABOUT.about;
+    const DEFAULT_BIND: &'static str = V::ABOUT.bind;
+    const DEFAULT_FEED: &'static str = V::ABOUT.feed;
+
+    fn migrations() -> Migrations {
+        V::migrations()
+    }
+
+    fn routes() -> Router<ServiceState<Copies<V>>> {
+        let pages = crate::ui::copies::routes::<V>(&format!("/{}", V::ABOUT.name));
+        crate::consumer::copies::routes::<V>().merge(pages)
+    }
 }
 
 /// The one state every route of a consumer service gets.
@@ -116,7 +155,7 @@ impl<D: Domain> Service<D> {
         };
         let consumer = Consumer::new(
             db.clone(),
-            D::projection(),
+            D::Projection::default(),
             settings.consumer.settings(D::NAME, feed),
             ConsumerMetrics::register(&mut registry),
             shutdown,

@@ -12,45 +12,32 @@
 pub mod model;
 mod pages;
 
-use axum::Router;
 use common::clock::{from_micros, rfc3339};
-use common::consumer::copies::{self, column, variant, variant_name, Copies, Stored, Tables};
-use common::consumer::copies::{Value, Versioned};
+use common::consumer::copies::{column, variant, variant_name, Stored, Tables, Value, Versioned};
 use common::db::Migrations;
-use common::service::{Domain, Service, ServiceState};
+use common::service::{About, CopyService, Copying, Service};
 
 pub use common::service::{Config, Settings};
 
 use model::{Address, Customer, Invoice, InvoiceLine, OrderDoc};
 
-/// The invoicing service.
-pub struct Invoicing;
-
 /// Invoices as versioned copies of orders.
 pub struct Invoices;
 
+/// The invoicing service's [`common::service::Domain`].
+pub type Invoicing = Copying<Invoices>;
 pub type InvoicingService = Service<Invoicing>;
 
-impl Domain for Invoicing {
-    type Projection = Copies<Invoices>;
-    const NAME: &'static str = "invoicing";
-    const ABOUT: &'static str = "Feedline invoicing: invoices kept from the order feed";
-    const DEFAULT_BIND: &'static str = "127.0.0.1:8082";
-    const DEFAULT_FEED: &'static str = "http://127.0.0.1:8081/order/feed";
-
-    fn projection() -> Copies<Invoices> {
-        Copies::default()
-    }
+impl CopyService for Invoices {
+    const ABOUT: About = About {
+        name: "invoicing",
+        about: "Feedline invoicing: invoices kept from the order feed",
+        bind: "127.0.0.1:8082",
+        feed: "http://127.0.0.1:8081/order/feed",
+    };
 
     fn migrations() -> Migrations {
-        Migrations {
-            sqlite: sqlx::migrate!("./migrations/sqlite"),
-            postgres: sqlx::migrate!("./migrations/postgres"),
-        }
-    }
-
-    fn routes() -> Router<ServiceState<Copies<Invoices>>> {
-        copies::routes::<Invoices>().merge(common::ui::copies::routes::<Invoices>("/invoicing"))
+        common::migrations!()
     }
 }
 
@@ -68,18 +55,6 @@ impl Versioned for Invoices {
         lines: "invoice_lines",
         line_columns: &["item_id", "name", "price_cents", "count", "line_total_cents"],
     };
-
-    fn check(order: &OrderDoc) -> Result<(), String> {
-        order.check()
-    }
-
-    fn key(order: &OrderDoc) -> i64 {
-        order.id
-    }
-
-    fn version(order: &OrderDoc) -> i64 {
-        order.version
-    }
 
     #[rustfmt::skip]
     fn row(o: &OrderDoc) -> Vec<Value<'_>> {

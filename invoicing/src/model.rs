@@ -1,6 +1,7 @@
 //! invoicing's view of an order (read from the order service's JSON) and of an invoice.
 
 use chrono::{DateTime, Utc};
+use common::consumer::copies::Document;
 use serde::{Deserialize, Serialize};
 
 /// The order details as invoicing reads them: only the fields it needs; others are ignored.
@@ -58,15 +59,12 @@ pub struct ItemDoc {
 /// Longest text accepted from the order service.
 const MAX_TEXT: usize = 1000;
 
-impl OrderDoc {
-    /// Refuses documents no invoice can be made from; the entry is parked with the reason.
-    pub fn check(&self) -> Result<(), String> {
-        if self.id < 1 || self.version < 1 {
-            return Err(format!(
-                "order id {} / version {} out of range",
-                self.id, self.version
-            ));
-        }
+impl Document for OrderDoc {
+    fn identity(&self) -> (i64, i64) {
+        (self.id, self.version)
+    }
+
+    fn check(&self) -> Result<(), String> {
         if self.lines.is_empty() {
             return Err(format!("order {} has no lines", self.id));
         }

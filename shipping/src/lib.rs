@@ -12,46 +12,33 @@
 pub mod model;
 mod pages;
 
-use axum::Router;
 use common::clock::{from_micros, rfc3339};
-use common::consumer::copies::{column, variant, variant_name, Copies, Stored, Tables, Value};
+use common::consumer::copies::{column, variant, variant_name, Stored, Tables, Value};
 use common::db::Migrations;
-use common::service::{Domain, Service, ServiceState};
+use common::service::{About, CopyService, Copying, Service};
 
 pub use common::service::{Config, Settings};
 
 use model::{Address, OrderDoc, Recipient, Shipment, ShipmentLine};
 
-/// The shipping service.
-pub struct Shipping;
-
 /// Shipments as versioned copies of orders.
 pub struct Shipments;
 
+/// The shipping service's [`common::service::Domain`].
+pub type Shipping = Copying<Shipments>;
 pub type ShippingService = Service<Shipping>;
 
-impl Domain for Shipping {
-    type Projection = Copies<Shipments>;
-    const NAME: &'static str = "shipping";
-    const ABOUT: &'static str = "Feedline shipping: shipments kept from the order feed";
-    const DEFAULT_BIND: &'static str = "127.0.0.1:8083";
-    const DEFAULT_FEED: &'static str = "http://127.0.0.1:8081/order/feed";
-
-    fn projection() -> Copies<Shipments> {
-        Copies::default()
-    }
-
+impl CopyService for Shipments {
     fn migrations() -> Migrations {
-        Migrations {
-            sqlite: sqlx::migrate!("./migrations/sqlite"),
-            postgres: sqlx::migrate!("./migrations/postgres"),
-        }
+        common::migrations!()
     }
 
-    fn routes() -> Router<ServiceState<Copies<Shipments>>> {
-        let pages = common::ui::copies::routes::<Shipments>("/shipping");
-        common::consumer::copies::routes::<Shipments>().merge(pages)
-    }
+    const ABOUT: About = About {
+        name: "shipping",
+        bind: "127.0.0.1:8083",
+        feed: "http://127.0.0.1:8081/order/feed",
+        about: "Feedline shipping: shipments kept from the order feed",
+    };
 }
 
 impl common::consumer::copies::Versioned for Shipments {
@@ -67,18 +54,6 @@ impl common::consumer::copies::Versioned for Shipments {
                    "ordered_at_us"],
         line_columns: &["item_id", "name", "count"],
     };
-
-    fn check(order: &OrderDoc) -> Result<(), String> {
-        order.check()
-    }
-
-    fn key(order: &OrderDoc) -> i64 {
-        order.id
-    }
-
-    fn version(order: &OrderDoc) -> i64 {
-        order.version
-    }
 
     #[rustfmt::skip]
     fn row(o: &OrderDoc) -> Vec<Value<'_>> {

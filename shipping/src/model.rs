@@ -1,6 +1,7 @@
 //! shipping's view of an order (read from the order service's JSON) and of a shipment.
 
 use chrono::{DateTime, Utc};
+use common::consumer::copies::Document;
 use serde::{Deserialize, Serialize};
 
 /// The order details as shipping reads them: no prices, the shipping address.
@@ -54,15 +55,12 @@ pub struct ItemDoc {
 /// Longest text accepted from the order service.
 const MAX_TEXT: usize = 1000;
 
-impl OrderDoc {
-    /// Refuses documents nothing can be shipped from; the entry is parked with the reason.
-    pub fn check(&self) -> Result<(), String> {
-        if self.id < 1 || self.version < 1 {
-            return Err(format!(
-                "order id {} / version {} out of range",
-                self.id, self.version
-            ));
-        }
+impl Document for OrderDoc {
+    fn identity(&self) -> (i64, i64) {
+        (self.id, self.version)
+    }
+
+    fn check(&self) -> Result<(), String> {
         if self.lines.is_empty() {
             return Err(format!("order {} has no lines", self.id));
         }

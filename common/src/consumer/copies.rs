@@ -91,20 +91,23 @@ pub struct Stored {
     pub lines: Vec<AnyRow>,
 }
 
+/// A details document that describes one version of one aggregate.
+pub trait Document {
+    /// The aggregate's id and version (both at least 1).
+    fn identity(&self) -> (i64, i64);
+    /// Refuses documents that parse but make no sense; the entry is parked with the reason.
+    fn check(&self) -> Result<(), String>;
+}
+
 /// A service's versioned copy: which tables, which details, and the mapping both ways.
 pub trait Versioned: Send + Sync + 'static {
     /// The details document as this service reads it.
-    type Details: DeserializeOwned + Send + Sync + 'static;
+    type Details: Document + DeserializeOwned + Send + Sync + 'static;
     /// The copy as the API shows it.
     type Copy: Serialize + Send + Sync + 'static;
 
     const TABLES: Tables;
 
-    /// Refuses documents that parse but make no sense; the entry is parked with the reason.
-    fn check(details: &Self::Details) -> Result<(), String>;
-    /// The aggregate's id and version in a document.
-    fn key(details: &Self::Details) -> i64;
-    fn version(details: &Self::Details) -> i64;
     /// Values of [`Tables::columns`].
     fn row(details: &Self::Details) -> Vec<Value<'_>>;
     /// Values of [`Tables::line_columns`], one vector per line.
@@ -136,7 +139,12 @@ impl<V: Versioned> Projection for Copies<V> {
     type Details = V::Details;
 
     fn check(&self, details: &V::Details) -> Result<(), String> {
-        V::check(details)
+        let (key, version) = details.identity();
+        if key < 1 || version < 1 {
+            let noun = V::TABLES.key_noun;
+            return Err(format!("{noun} id {key} / version {version} out of range"));
+        }
+        details.check()
     }
 
     async fn apply(
@@ -149,8 +157,8 @@ impl<V: Versioned> Projection for Copies<V> {
         // are stale already.
         let mut newest: HashMap<i64, usize> = HashMap::new();
         for (i, d) in batch.iter().enumerate() {
-            let best = newest.entry(V::key(d)).or_insert(i);
-            if V::version(batch[*best]) < V::version(d) {
+            let best = newest.entry(key_of::<V>(d)).or_insert(i);
+            if version_of::<V>(batch[*best]) < version_of::<V>(d) {
                 *best = i;
             }
         }
@@ -180,7 +188,9 @@ impl<V: Versioned> Projection for Copies<V> {
             let rows: Vec<Vec<Value>> = chunk.iter().map(|&i| V::row(batch[i])).collect();
             let mut q = sqlx::query(&sql);
             for (&i, row) in chunk.iter().zip(&rows) {
-                q = q.bind(V::key(batch[i])).bind(V::version(batch[i]));
+                q = q
+                    .bind(key_of::<V>(batch[i]))
+                    .bind(version_of::<V>(batch[i]));
                 for v in row {
                     q = bind(q, v);
                 }
@@ -192,14 +202,14 @@ impl<V: Versioned> Projection for Copies<V> {
         let written: Vec<&V::Details> = winners
             .iter()
             .map(|&i| batch[i])
-            .filter(|d| applied.contains(&V::key(d)))
+            .filter(|d| applied.contains(&key_of::<V>(d)))
             .collect();
         replace_lines::<V>(conn, &written).await?;
         Ok(batch
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                if applied.contains(&V::key(d)) && winners.binary_search(&i).is_ok() {
+                if applied.contains(&key_of::<V>(d)) && winners.binary_search(&i).is_ok() {
                     Outcome::Applied
                 } else {
                     Outcome::Stale
@@ -219,8 +229,21 @@ impl<V: Versioned> Projection for Copies<V> {
 
     fn describe(d: &V::Details) -> String {
         let t = V::TABLES;
-        format!("{} {} version {}", t.key_noun, V::key(d), V::version(d))
+        format!(
+            "{} {} version {}",
+            t.key_noun,
+            key_of::<V>(d),
+            version_of::<V>(d)
+        )
     }
+}
+
+fn key_of<V: Versioned>(d: &V::Details) -> i64 {
+    d.identity().0
+}
+
+fn version_of<V: Versioned>(d: &V::Details) -> i64 {
+    d.identity().1
 }
 
 /// The lines of the copies just written replace their old ones.
@@ -238,7 +261,7 @@ async fn replace_lines<V: Versioned>(
         );
         let mut q = sqlx::query(&sql);
         for d in chunk {
-            q = q.bind(V::key(d));
+            q = q.bind(key_of::<V>(d));
         }
         q.execute(&mut *conn).await?;
     }
@@ -248,7 +271,7 @@ async fn replace_lines<V: Versioned>(
             V::lines(d)
                 .into_iter()
                 .enumerate()
-                .map(|(no, values)| (V::key(d), no as i64, values))
+                .map(|(no, values)| (key_of::<V>(d), no as i64, values))
         })
         .collect();
     let width = t.line_columns.len() + 2;

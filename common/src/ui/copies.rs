@@ -30,14 +30,16 @@ pub trait Pages: Versioned {
 }
 
 /// `GET /ui/` and `GET /ui/{copies}/{key}` under `prefix` (e.g. `/invoicing`).
-pub fn routes<V: Pages>(prefix: &'static str) -> Router<ServiceState<Copies<V>>> {
+pub fn routes<V: Pages>(prefix: &str) -> Router<ServiceState<Copies<V>>> {
     let section = super::section_of(&format!("{prefix}/ui/")).unwrap_or(Section::Home);
+    let prefix: std::sync::Arc<str> = prefix.into();
     Router::new()
         .route(
             "/ui/",
             get(
                 move |state: State<ServiceState<Copies<V>>>, page: Query<PageQuery>| {
-                    list::<V>(state, page, prefix, section)
+                    let prefix = prefix.clone();
+                    async move { list::<V>(state, page, &prefix, section).await }
                 },
             ),
         )
@@ -54,7 +56,7 @@ pub fn routes<V: Pages>(prefix: &'static str) -> Router<ServiceState<Copies<V>>>
 async fn list<V: Pages>(
     State(state): State<ServiceState<Copies<V>>>,
     Query(page): Query<PageQuery>,
-    prefix: &'static str,
+    prefix: &str,
     section: Section,
 ) -> Result<Response, HtmlError> {
     let page = super::list_page(page, section)?;
