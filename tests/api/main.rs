@@ -7,6 +7,7 @@ mod consumer_helpers;
 mod consumers;
 mod crash;
 mod deployment;
+mod example_sales;
 mod fault_proxy;
 mod feed_conditional;
 mod feed_format;
