@@ -54,6 +54,11 @@ pub struct ConsumerArgs {
     #[arg(long, env = "FETCH_CONCURRENCY", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub fetch_concurrency: u16,
+    /// Handled entries remembered one by one (the newest); older ones are remembered by a
+    /// watermark on `atom:updated`. Keep it above the entries of the largest page.
+    #[arg(long, env = "KEEP_HANDLED", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(100..))]
+    pub keep_handled: u32,
 }
 
 impl ConsumerArgs {
@@ -76,6 +81,7 @@ impl ConsumerArgs {
             },
             concurrency: usize::from(self.fetch_concurrency),
             lease_ttl: self.lease_ttl,
+            keep_handled: self.keep_handled as usize,
         }
     }
 
@@ -91,6 +97,7 @@ impl ConsumerArgs {
             retry_max: Duration::from_secs(30),
             fetch_concurrency: 8,
             lease_ttl: Duration::from_secs(5),
+            keep_handled: 10_000,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::consumer_helpers::{spawn_consumer, spawn_consumer_on, test_args, Kind};
-use crate::helpers::{spawn_order, OrderApp, OrderOptions};
+use crate::helpers::{fresh_db, spawn_order, OrderApp, OrderOptions};
 
 async fn order_app(page_size: i64) -> OrderApp {
     spawn_order(OrderOptions {
@@ -371,4 +371,42 @@ async fn the_background_poller_picks_up_new_orders() {
     );
     let _ = invoicing.stop().await;
     poller.await.expect("the poller stops on shutdown");
+}
+
+/// `consumer_handled` stays bounded: with `KEEP_HANDLED` 20 and 120 entries it holds 20 rows,
+/// older revisions being remembered by a watermark; archive pages delivered again change
+/// nothing (not the copies, not the handled count), and new entries still apply.
+#[tokio::test]
+async fn the_handled_table_is_pruned_and_redelivery_stays_harmless() {
+    let order = Arc::new(order_app(5).await);
+    let feed = order.url("/order/feed");
+    let args = common::config::ConsumerArgs {
+        keep_handled: 20,
+        ..test_args(&feed)
+    };
+    let invoicing = spawn_consumer_on(Kind::Invoicing, fresh_db("invoicing").await, args).await;
+    place_orders(&order, 120).await;
+    invoicing.poll_ok().await;
+    let copies = invoicing.copies().await;
+    let report = invoicing.report().await;
+
+    let rows = invoicing.handled().await.len();
+    let replayed = invoicing.replay(&order.url("/order/feed/archive/1")).await
+        + invoicing.replay(&order.url("/order/feed/archive/12")).await;
+    place_orders(&order, 3).await;
+    invoicing.poll_ok().await;
+
+    assert_eq!(copies.len(), 120);
+    assert_eq!(rows, 20, "the table is bounded");
+    assert_eq!(replayed, 10, "both pages were seen again");
+    let after = invoicing.report().await;
+    assert_eq!(
+        after["checkpoint"]["handledEntries"],
+        report["checkpoint"]["handledEntries"].as_i64().unwrap() + 3,
+        "redelivered entries were not handled again"
+    );
+    let now = invoicing.copies().await;
+    assert_eq!(now.len(), 123);
+    assert_eq!(&now[3..], &copies[..], "no old copy changed");
+    assert_eq!(invoicing.handled().await.len(), 20);
 }

@@ -100,6 +100,9 @@ pub struct ConsumerSettings {
     /// How long a lease lasts without renewal (Postgres, several instances): another instance
     /// takes over within about this long after the active one dies.
     pub lease_ttl: Duration,
+    /// Rows of `consumer_handled` kept (the newest handlings); older ones are pruned below a
+    /// watermark, so the table stays bounded however long the feed grows.
+    pub keep_handled: usize,
 }
 
 /// What a poll came to.

@@ -136,8 +136,10 @@ impl<P: Projection> Consumer<P> {
                     let known = store::handled_revisions(&mut conn, &ids)
                         .await
                         .map_err(Error::from)?;
-                    page.entries
-                        .retain(|e| known.get(&e.id).is_none_or(|&u| u < e.updated_us));
+                    let watermark = checkpoint.pruned_through_us;
+                    page.entries.retain(|e| {
+                        !store::is_handled(known.get(&e.id).copied(), e.updated_us, watermark)
+                    });
                 }
             }
         }
@@ -388,7 +390,7 @@ impl<P: Projection> Consumer<P> {
     ) -> Result<(), Error> {
         let mut tx = self.inner.db.begin_write().await?;
         self.inner.lease.check(tx.conn()).await?;
-        let seq = store::handled_count(tx.conn()).await?;
+        let (seq, pruned_through_us) = store::handled_count(tx.conn()).await?;
         let ids: Vec<&str> = batch.iter().map(|(e, _)| e.id.as_str()).collect();
         let mut known = store::handled_revisions(tx.conn(), &ids).await?;
         // A revision is new unless this or a newer revision of the entry was handled, before
@@ -396,15 +398,16 @@ impl<P: Projection> Consumer<P> {
         let mut revised = Vec::new();
         let fresh: Vec<&(FeedEntry, Result<P::Details, String>)> = batch
             .iter()
-            .filter(|(e, _)| match known.get(&e.id) {
-                Some(&u) if u >= e.updated_us => false,
-                previous => {
-                    if previous.is_some() {
-                        revised.push(e.id.as_str());
-                    }
-                    known.insert(e.id.clone(), e.updated_us);
-                    true
+            .filter(|(e, _)| {
+                let previous = known.get(&e.id).copied();
+                if store::is_handled(previous, e.updated_us, pruned_through_us) {
+                    return false;
                 }
+                if previous.is_some() {
+                    revised.push(e.id.as_str());
+                }
+                known.insert(e.id.clone(), e.updated_us);
+                true
             })
             .collect();
         let good: Vec<&P::Details> = fresh.iter().filter_map(|(_, d)| d.as_ref().ok()).collect();
@@ -470,6 +473,8 @@ impl<P: Projection> Consumer<P> {
             // Never backwards: only the count of handled entries changes.
             _ => store::set_handled_count(tx.conn(), seq).await?,
         }
+        let keep = self.inner.settings.keep_handled as i64;
+        store::prune(tx.conn(), seq, keep, pruned_through_us).await?;
         tx.commit().await?;
         for (entry, outcome, what) in records {
             ConsumerMetrics::inc(&self.inner.metrics.entries, outcome);

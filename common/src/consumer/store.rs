@@ -18,21 +18,24 @@ pub struct Checkpoint {
     pub handled: i64,
     /// The feed-level `atom:id` of the feed read so far.
     pub feed_id: Option<String>,
+    /// Revisions at or before this time without a row were handled and pruned.
+    pub pruned_through_us: i64,
 }
 
 pub async fn checkpoint(db: &Db) -> Result<Checkpoint, Error> {
-    let (entry_id, entry_updated_us, handled, feed_id): (Option<String>, i64, i64, Option<String>) =
-        sqlx::query_as(
-            "SELECT entry_id, entry_updated_us, handled, feed_id FROM consumer_checkpoint \
-             WHERE id = 1",
-        )
-        .fetch_one(db.pool())
-        .await?;
+    type Row = (Option<String>, i64, i64, Option<String>, i64);
+    let (entry_id, entry_updated_us, handled, feed_id, pruned_through_us): Row = sqlx::query_as(
+        "SELECT entry_id, entry_updated_us, handled, feed_id, pruned_through_us \
+         FROM consumer_checkpoint WHERE id = 1",
+    )
+    .fetch_one(db.pool())
+    .await?;
     Ok(Checkpoint {
         entry_id,
         entry_updated_us,
         handled,
         feed_id,
+        pruned_through_us,
     })
 }
 
@@ -42,19 +45,60 @@ pub async fn reset(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         "DELETE FROM consumer_handled",
         "DELETE FROM consumer_parked",
         "UPDATE consumer_checkpoint SET entry_id = NULL, entry_updated_us = 0, handled = 0, \
-         feed_id = NULL WHERE id = 1",
+         feed_id = NULL, pruned_through_us = 0 WHERE id = 1",
     ] {
         sqlx::query(sql).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// How many entries were handled so far (the last `seq` given out).
-pub async fn handled_count(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
-    let (n,): (i64,) = sqlx::query_as("SELECT handled FROM consumer_checkpoint WHERE id = 1")
+/// How many entries were handled so far (the last `seq` given out), and the pruning
+/// watermark (see [`prune`]).
+pub async fn handled_count(conn: &mut AnyConnection) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as("SELECT handled, pruned_through_us FROM consumer_checkpoint WHERE id = 1")
         .fetch_one(conn)
+        .await
+}
+
+/// Whether revision `updated_us` of an entry counts as handled, given the newest revision
+/// handled of it (`known`, if its row is kept) and the pruning watermark.
+pub fn is_handled(known: Option<i64>, updated_us: i64, pruned_through_us: i64) -> bool {
+    match known {
+        Some(u) => u >= updated_us,
+        None => updated_us <= pruned_through_us,
+    }
+}
+
+/// Keeps only the rows of the last `keep` handlings: older rows are deleted and the
+/// watermark moves to the newest `updated` among them, so a page delivered again still finds
+/// its entries handled. Cheap when there is nothing to prune (an index probe on `seq`).
+pub async fn prune(
+    conn: &mut AnyConnection,
+    handled: i64,
+    keep: i64,
+    pruned_through_us: i64,
+) -> Result<(), sqlx::Error> {
+    let below = handled - keep;
+    if below <= 0 {
+        return Ok(());
+    }
+    let (newest,): (Option<i64>,) =
+        sqlx::query_as("SELECT MAX(entry_updated_us) FROM consumer_handled WHERE seq <= $1")
+            .bind(below)
+            .fetch_one(&mut *conn)
+            .await?;
+    let Some(newest) = newest else {
+        return Ok(());
+    };
+    sqlx::query("DELETE FROM consumer_handled WHERE seq <= $1")
+        .bind(below)
+        .execute(&mut *conn)
         .await?;
-    Ok(n)
+    sqlx::query("UPDATE consumer_checkpoint SET pruned_through_us = $1 WHERE id = 1")
+        .bind(newest.max(pruned_through_us))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The newest revision (`updated`, µs) handled of each of `ids` handled before.
