@@ -14,8 +14,22 @@ pub enum Error {
     Db(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("feed: {0}")]
-    Feed(String),
+    /// A full archive page's positions are not all in the database.
+    #[error("archive page {page} has {found} entries, expected {expected}")]
+    ArchiveIncomplete {
+        page: i64,
+        found: usize,
+        expected: i64,
+    },
+    #[error("cannot render a feed page: {0}")]
+    Render(#[source] atom_syndication::Error),
+    #[error("replaying {url} failed: {reason}")]
+    ReplayFailed { url: String, reason: String },
+    #[error("rebuild could not read the feed: {0}")]
+    RebuildFailed(String),
+    /// Something this code guarantees did not hold: a bug, reported rather than hidden.
+    #[error("internal invariant broken: {0}")]
+    Invariant(&'static str),
     #[error("not found: {0}")]
     NotFound(String),
     /// This consumer instance no longer holds the lease: its writes are refused.

@@ -15,6 +15,12 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The database holds something this code cannot read (a 500, logged in full).
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
+    /// The group-commit writer task is gone (the service is shutting down).
+    #[error("the order writer has stopped")]
+    WriterStopped,
     #[error(transparent)]
     Common(#[from] common::Error),
     #[error("database: {0}")]
@@ -41,8 +47,9 @@ impl IntoResponse for Error {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type")
             }
             Error::Common(_) => unreachable_common(),
-            Error::Db(e) => {
-                tracing::error!(error = %e, "database error");
+            Error::Db(_) | Error::Corrupt(_) | Error::WriterStopped => {
+                // Internal detail goes to the log, not to the client.
+                tracing::error!(error = %err, "internal error");
                 return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
                     .into_response();
             }

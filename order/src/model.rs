@@ -138,11 +138,15 @@ impl Status {
         }
     }
 
-    pub fn from_db(s: &str) -> Status {
-        if s == "cancelled" {
-            Status::Cancelled
-        } else {
-            Status::Placed
+    /// The status stored as `s`. Anything else is refused, never taken for `placed`: an
+    /// order that cannot be read faithfully is not served (or published) at all.
+    pub fn from_db(s: &str) -> Result<Status, crate::Error> {
+        match s {
+            "placed" => Ok(Status::Placed),
+            "cancelled" => Ok(Status::Cancelled),
+            other => Err(crate::Error::Corrupt(format!(
+                "unknown order status {other:?}"
+            ))),
         }
     }
 }
@@ -240,5 +244,13 @@ mod tests {
         assert!(IdempotencyKey::parse(b"").is_err());
         assert!(IdempotencyKey::parse(&[b'a'; 201]).is_err());
         assert!(IdempotencyKey::parse(b"a\x01").is_err());
+    }
+
+    #[test]
+    fn a_stored_status_this_code_does_not_know_is_refused_not_taken_for_placed() {
+        assert_eq!(Status::from_db("placed").unwrap(), Status::Placed);
+        assert_eq!(Status::from_db("cancelled").unwrap(), Status::Cancelled);
+        let err = Status::from_db("shipped").unwrap_err().to_string();
+        assert!(err.contains("unknown order status \"shipped\""), "{err}");
     }
 }

@@ -63,7 +63,7 @@ impl Placer {
     /// Places one order, in whichever transaction the writer puts it.
     pub async fn place(&self, placement: Placement) -> Result<Placed, Error> {
         let (reply, answer) = oneshot::channel();
-        let gone = || Error::Common(common::Error::Feed("the order writer has stopped".into()));
+        let gone = || Error::WriterStopped;
         self.jobs
             .send(Job { placement, reply })
             .await

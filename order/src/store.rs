@@ -43,11 +43,11 @@ struct LineRow {
 }
 
 impl OrderRow {
-    fn into_order(self, lines: Vec<OrderLine>) -> Order {
-        Order {
+    fn into_order(self, lines: Vec<OrderLine>) -> Result<Order, Error> {
+        Ok(Order {
             id: self.id,
             version: self.version,
-            status: Status::from_db(&self.status),
+            status: Status::from_db(&self.status)?,
             customer: OrderCustomer {
                 customer_id: self.customer_id,
                 name: self.customer_name,
@@ -68,7 +68,7 @@ impl OrderRow {
             total_cents: self.total_cents,
             created: rfc3339(from_micros(self.created_us)),
             updated: rfc3339(from_micros(self.updated_us)),
-        }
+        })
     }
 }
 
@@ -231,7 +231,7 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Order>, E
     };
     let mut lines = vec![line(first.line)];
     lines.extend(rows.map(|r| line(r.line)));
-    Ok(Some(first.order.into_order(lines)))
+    Ok(Some(first.order.into_order(lines)?))
 }
 
 #[derive(sqlx::FromRow)]
@@ -277,7 +277,7 @@ pub async fn list(db: &Db, before: i64, limit: i64) -> Result<Vec<Order>, Error>
         while let Some(l) = lines.next_if(|l| l.order_id == row.id) {
             own.push(line(l));
         }
-        orders.push(row.into_order(own));
+        orders.push(row.into_order(own)?);
     }
     Ok(orders)
 }

@@ -212,8 +212,15 @@ struct Status {
 enum PollError {
     #[error("{0}")]
     Fetch(#[from] FetchError),
+    /// A page is not a feed document the consumer can accept (the parser's reason).
     #[error("{0}")]
-    Feed(String),
+    Refused(String),
+    /// Following `prev-archive` came back to a page already read.
+    #[error("prev-archive links loop at {0}")]
+    ArchiveLoop(Url),
+    /// A server answered `304` to a request that had no validators.
+    #[error("{0}: 304 to an unconditional request")]
+    UnaskedNotModified(Url),
     #[error(transparent)]
     Db(#[from] Error),
     #[error("{0}")]
@@ -230,7 +237,9 @@ impl PollError {
         match self {
             PollError::Fetch(FetchError::Transient(_)) => "transient",
             PollError::Fetch(FetchError::Permanent(_)) => "permanent",
-            PollError::Feed(_) => "feed",
+            PollError::Refused(_)
+            | PollError::ArchiveLoop(_)
+            | PollError::UnaskedNotModified(_) => "feed",
             PollError::Db(_) => "database",
             PollError::Fenced(_) => "fenced",
             PollError::Stopped(stop) => stop.kind(),
@@ -488,13 +497,14 @@ impl<P: Projection> Consumer<P> {
     pub async fn replay(&self, url: &Url) -> Result<u64, Error> {
         let _polling = self.inner.polling.lock().await;
         self.ensure_lease().await?;
-        let page = self
-            .fetch_page(url)
-            .await
-            .map_err(|e| Error::Feed(e.to_string()))?;
+        let failed = |e: PollError| Error::ReplayFailed {
+            url: url.to_string(),
+            reason: e.to_string(),
+        };
+        let page = self.fetch_page(url).await.map_err(failed)?;
         self.handle(vec![Slot::Parsed(Box::new(page))], Direction::Replay)
             .await
-            .map_err(|e| Error::Feed(e.to_string()))
+            .map_err(failed)
     }
 
     /// Fetches a parked entry's details once more and applies them if they now pass.
@@ -556,10 +566,9 @@ impl<P: Projection> Consumer<P> {
         tracing::info!(name = %self.inner.settings.name, "local copies dropped; re-reading the feed");
         let report = self.poll().await;
         if report.status.failed() {
-            return Err(Error::Feed(format!(
-                "rebuild could not read the feed: {}",
-                report.detail.as_deref().unwrap_or("unknown error")
-            )));
+            return Err(Error::RebuildFailed(
+                report.detail.unwrap_or_else(|| report.status.to_string()),
+            ));
         }
         Ok(report)
     }

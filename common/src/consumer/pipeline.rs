@@ -7,10 +7,11 @@ use futures::StreamExt;
 use url::Url;
 
 use super::{
-    client, lock, page, store, Consumer, ConsumerMetrics, FeedEntry, FeedPage, FetchError, Outcome,
+    client, lock, page, store, Consumer, ConsumerMetrics, FeedEntry, FeedPage, FetchError,
     PollError, Projection, Stop,
 };
 use crate::Error;
+use store::Disposition;
 
 /// A poll's worth of pages, newest first; middle pages may be dropped from memory and fetched
 /// again (archives are immutable) to bound memory during a long catch-up.
@@ -68,7 +69,7 @@ impl<P: Projection> Consumer<P> {
                 client::Conditional::Modified(f) => f,
             },
         };
-        let head_page = page::parse(&head.url, &head.body).map_err(PollError::Feed)?;
+        let head_page = page::parse(&head.url, &head.body).map_err(PollError::Refused)?;
         match self.poll_page(head_page, handled).await {
             Err(PollError::Stopped(stop)) => {
                 // Re-examined only when the head changes, so a stopped consumer polls cheaply.
@@ -168,7 +169,7 @@ impl<P: Projection> Consumer<P> {
         let mut parsed = 1;
         loop {
             let Some(Slot::Parsed(top)) = slots.last() else {
-                return Err(PollError::Feed("walk back lost its page".into()));
+                return Err(Error::Invariant("the walk back holds its newest page parsed").into());
             };
             if let Some((id, updated_us)) = checkpoint {
                 if top.position_of(id, updated_us).is_some() {
@@ -188,9 +189,7 @@ impl<P: Projection> Consumer<P> {
                 });
             };
             if !visited.insert(prev.clone()) {
-                return Err(PollError::Feed(format!(
-                    "prev-archive links loop at {prev}"
-                )));
+                return Err(PollError::ArchiveLoop(prev));
             }
             let page = self.fetch_page(&prev).await?;
             if self.inner.shutdown.is_cancelled() {
@@ -227,9 +226,7 @@ impl<P: Projection> Consumer<P> {
             {
                 Ok(client::Conditional::Modified(f)) => break f,
                 Ok(client::Conditional::NotModified) => {
-                    return Err(PollError::Feed(format!(
-                        "{url}: 304 to an unconditional request"
-                    )))
+                    return Err(PollError::UnaskedNotModified(url.clone()))
                 }
                 Err(FetchError::Transient(reason)) if attempt < MAX_PAGE_ATTEMPTS => {
                     attempt += 1;
@@ -241,7 +238,7 @@ impl<P: Projection> Consumer<P> {
                 Err(e) => return Err(e.into()),
             }
         };
-        page::parse(&fetched.url, &fetched.body).map_err(PollError::Feed)
+        page::parse(&fetched.url, &fetched.body).map_err(PollError::Refused)
     }
 
     /// Handles the entries of `pages` (oldest first) as one pipeline: a separate task fetches
@@ -422,18 +419,14 @@ impl<P: Projection> Consumer<P> {
         for (entry, details) in &fresh {
             let (outcome, what) = match details {
                 Ok(d) => {
-                    let outcome = match outcomes.next() {
-                        Some(Outcome::Applied) => "applied",
-                        Some(Outcome::Stale) => "stale",
-                        None => {
-                            return Err(Error::Feed("projection returned too few outcomes".into()))
-                        }
-                    };
-                    (outcome, P::describe(d))
+                    let outcome = outcomes.next().ok_or(Error::Invariant(
+                        "the projection returned fewer outcomes than documents",
+                    ))?;
+                    (Disposition::from(outcome), P::describe(d))
                 }
                 Err(reason) => {
                     store::park(tx.conn(), entry, reason, now_us).await?;
-                    ("parked", reason.clone())
+                    (Disposition::Parked, reason.clone())
                 }
             };
             records.push((entry, outcome, what));
@@ -443,7 +436,7 @@ impl<P: Projection> Consumer<P> {
             // newer one was applied, or parked in its place.
             let applied: Vec<&str> = records
                 .iter()
-                .filter(|(e, o, _)| *o != "parked" && revised.contains(&e.id.as_str()))
+                .filter(|(e, o, _)| *o != Disposition::Parked && revised.contains(&e.id.as_str()))
                 .map(|(e, _, _)| e.id.as_str())
                 .collect();
             store::unpark_superseded(tx.conn(), &applied).await?;
@@ -454,12 +447,12 @@ impl<P: Projection> Consumer<P> {
             match rows.iter_mut().find(|r| r.entry_id == e.id) {
                 Some(r) => {
                     r.updated_us = e.updated_us;
-                    r.outcome = o;
+                    r.outcome = *o;
                 }
                 None => rows.push(store::HandledRecord {
                     entry_id: &e.id,
                     updated_us: e.updated_us,
-                    outcome: o,
+                    outcome: *o,
                 }),
             }
         }
@@ -477,11 +470,11 @@ impl<P: Projection> Consumer<P> {
         store::prune(tx.conn(), seq, keep, pruned_through_us).await?;
         tx.commit().await?;
         for (entry, outcome, what) in records {
-            ConsumerMetrics::inc(&self.inner.metrics.entries, outcome);
-            if outcome == "parked" {
+            ConsumerMetrics::inc(&self.inner.metrics.entries, outcome.as_str());
+            if outcome == Disposition::Parked {
                 tracing::warn!(entry_id = %entry.id, reason = %what, "entry parked");
             } else {
-                tracing::info!(entry_id = %entry.id, %what, outcome, "entry handled");
+                tracing::info!(entry_id = %entry.id, %what, outcome = outcome.as_str(), "entry handled");
             }
         }
         Ok(())

@@ -121,11 +121,45 @@ pub async fn handled_revisions(
     Ok(seen)
 }
 
+/// What became of a handled entry: recorded in `consumer_handled.outcome`, counted in
+/// `consumer_entries_total{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The local copy was created or updated.
+    Applied,
+    /// The copy already held this or a newer version.
+    Stale,
+    /// A permanent failure: kept in `consumer_parked` with the reason.
+    Parked,
+    /// Parked first, applied when retried.
+    AppliedOnRetry,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Applied => "applied",
+            Disposition::Stale => "stale",
+            Disposition::Parked => "parked",
+            Disposition::AppliedOnRetry => "applied-on-retry",
+        }
+    }
+}
+
+impl From<super::Outcome> for Disposition {
+    fn from(o: super::Outcome) -> Disposition {
+        match o {
+            super::Outcome::Applied => Disposition::Applied,
+            super::Outcome::Stale => Disposition::Stale,
+        }
+    }
+}
+
 /// One revision handled: entry id, its `updated` (µs), and what happened.
 pub struct HandledRecord<'a> {
     pub entry_id: &'a str,
     pub updated_us: i64,
-    pub outcome: &'a str,
+    pub outcome: Disposition,
 }
 
 /// Records revisions as handled, with consecutive sequence numbers after `after`; a newer
@@ -151,7 +185,7 @@ pub async fn record_handled(
             q = q
                 .bind(r.entry_id)
                 .bind(seq)
-                .bind(r.outcome)
+                .bind(r.outcome.as_str())
                 .bind(now_us)
                 .bind(r.updated_us);
         }
@@ -304,7 +338,8 @@ pub async fn unpark(conn: &mut AnyConnection, row: &ParkedRow) -> Result<(), sql
         .bind(row.id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE consumer_handled SET outcome = 'applied-on-retry' WHERE entry_id = $1")
+    sqlx::query("UPDATE consumer_handled SET outcome = $1 WHERE entry_id = $2")
+        .bind(Disposition::AppliedOnRetry.as_str())
         .bind(&row.entry_id)
         .execute(&mut *conn)
         .await?;

@@ -153,7 +153,7 @@ impl Publisher {
     /// Appends an entry in `tx`. Call it last before [`Publisher::commit`].
     pub async fn append(&self, tx: &mut WriteTx, entry: &NewEntry) -> Result<Appended, Error> {
         let appended = self.append_all(tx, std::slice::from_ref(entry)).await?;
-        appended.ok_or_else(|| Error::Feed("an append of one entry appended none".into()))
+        appended.ok_or(Error::Invariant("an append of one entry appended none"))
     }
 
     /// Appends `entries` in `tx`, in order, with multi-row statements (a group commit of many
@@ -396,11 +396,11 @@ impl Publisher {
         let (from, to) = size.range(page);
         let entries = store::range(&self.inner.db, from, to).await?;
         if entries.len() as i64 != size.get() {
-            return Err(Error::Feed(format!(
-                "archive page {page} has {} entries, expected {}",
-                entries.len(),
-                size.get()
-            )));
+            return Err(Error::ArchiveIncomplete {
+                page,
+                found: entries.len(),
+                expected: size.get(),
+            });
         }
         let links = PageLinks {
             self_href: self.archive_href(page),

@@ -92,7 +92,7 @@ pub fn render(
     };
     let mut out = feed
         .write_to(Vec::with_capacity(512 + entries.len() * 512))
-        .map_err(|e| Error::Feed(format!("cannot render feed: {e}")))?;
+        .map_err(Error::Render)?;
     if links.archive {
         insert_archive_marker(&mut out)?;
     }
@@ -109,7 +109,7 @@ fn insert_archive_marker(out: &mut Vec<u8>) -> Result<(), Error> {
     const MARKER: &[u8] = b"<fh:archive/>";
     let at = find(out, b"<entry>")
         .or_else(|| find(out, b"</feed>"))
-        .ok_or_else(|| Error::Feed("rendered feed has no </feed>".into()))?;
+        .ok_or(Error::Invariant("a rendered feed has no </feed>"))?;
     out.splice(at..at, MARKER.iter().copied());
     Ok(())
 }

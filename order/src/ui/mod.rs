@@ -34,7 +34,9 @@ impl From<Error> for HtmlError {
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest(_) | Error::UnsupportedMediaType(_) => StatusCode::BAD_REQUEST,
             Error::Common(common::Error::NotFound(_)) => StatusCode::NOT_FOUND,
-            Error::Common(_) | Error::Db(_) => return HtmlError::internal(Section::Order, &e),
+            Error::Common(_) | Error::Db(_) | Error::Corrupt(_) | Error::WriterStopped => {
+                return HtmlError::internal(Section::Order, &e)
+            }
         };
         HtmlError::new(status, Section::Order, e.to_string())
     }
