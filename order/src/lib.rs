@@ -64,7 +64,7 @@ pub enum Command {
 pub async fn seed(settings: Settings, orders: u64) -> Result<(), anyhow::Error> {
     let service = OrderService::build(&settings, Clock::System, CancellationToken::new()).await?;
     let started = std::time::Instant::now();
-    let n = seed::seed(&service.state.db, &service.state.feed, orders).await?;
+    let n = seed::seed(&service.state, orders).await?;
     tracing::info!(orders = n, elapsed = ?started.elapsed(), "seeded");
     service.state.db.close().await;
     Ok(())

@@ -176,10 +176,7 @@ impl Writer {
             });
         }
         let entries: Vec<NewEntry> = new_orders.iter().map(service::entry).collect();
-        match self.feed.append_all(&mut tx, &entries).await? {
-            Some(appended) => self.feed.commit(tx, appended).await?,
-            None => tx.commit().await?,
-        }
+        self.feed.append(tx, &entries).await?.commit().await?;
         log_placed(&results);
         Ok(results)
     }

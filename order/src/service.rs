@@ -110,8 +110,8 @@ pub async fn change(
     order.status = status;
     order.version += 1;
     order.updated = rfc3339(from_micros(now_us));
-    let appended = state.feed.append(&mut tx, &entry(&order)).await?;
-    state.feed.commit(tx, appended).await?;
+    let entry = entry(&order);
+    state.feed.append(tx, &[entry]).await?.commit().await?;
     tracing::info!(
         order_id = id,
         version = order.version,
@@ -123,35 +123,17 @@ pub async fn change(
 
 /// The feed entry announcing `order` in its current version.
 pub(crate) fn entry(order: &Order) -> NewEntry {
-    let pieces: i64 = order.lines.iter().map(|l| l.count).sum();
-    entry_for(
-        order.id,
-        order.version,
-        order.status,
-        order.customer.customer_id,
-        pieces,
-        order.total_cents,
-    )
-}
-
-/// The feed entry announcing version `version` of order `id`, from its figures.
-pub(crate) fn entry_for(
-    id: i64,
-    version: i64,
-    status: Status,
-    customer_id: i64,
-    pieces: i64,
-    total_cents: i64,
-) -> NewEntry {
-    let (category, verb) = match status {
+    let (category, verb) = match order.status {
         Status::Placed => ("order-placed", "placed"),
         Status::Cancelled => ("order-cancelled", "cancelled"),
     };
+    let pieces: i64 = order.lines.iter().map(|l| l.count).sum();
+    let (id, version) = (order.id, order.version);
     NewEntry {
         title: format!("Order {id} {verb}"),
         summary: format!(
-            "Order {id} version {version} {verb} by customer {customer_id}: {pieces} item(s), \
-             total {total_cents} cents"
+            "Order {id} version {version} {verb} by customer {}: {pieces} item(s), total {} cents",
+            order.customer.customer_id, order.total_cents
         ),
         category: category.to_owned(),
         link: format!("/order/orders/{id}"),

@@ -364,9 +364,7 @@ async fn health_and_readiness_answer() {
 async fn bulk_seeding_appends_orders_and_their_feed_entries() {
     let app = spawn_order(OrderOptions::default()).await;
     app.place(2).await;
-    let seeded = order::seed::seed(&app.service.state.db, &app.service.state.feed, 1233)
-        .await
-        .unwrap();
+    let seeded = order::seed::seed(&app.service.state, 1233).await.unwrap();
     let db = app.stop().await;
 
     let app = spawn_order_on(db, OrderOptions::default()).await;

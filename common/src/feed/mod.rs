@@ -1,9 +1,11 @@
 //! Publishing an event feed: Atom 1.0 (RFC 4287) paged with RFC 5005 archives.
 //!
-//! A publisher appends entries inside the caller's transaction (so a state change and its event
-//! commit together) and serves the subscription document and the archive pages. The head's
-//! validators live in memory and advance after each commit, so a poll of an unchanged feed is
-//! answered with `304` without touching the database.
+//! A publisher appends entries as the last writes of the caller's transaction (so a state
+//! change and its event commit together); the [`FeedTx`] it returns is the only way to commit
+//! that transaction, and its commit always advances the head. It serves the subscription
+//! document and the archive pages. The head's validators live in memory and advance after
+//! each commit, so a poll of an unchanged feed is answered with `304` without touching the
+//! database.
 
 mod conditional;
 mod paging;
@@ -55,6 +57,25 @@ pub struct FeedSettings {
     /// Entries per archive page: `None` keeps the size the feed was created with
     /// ([`PageSize::DEFAULT`] for a new feed); a different size than recorded is refused.
     pub page_size: Option<PageSize>,
+}
+
+/// A transaction whose last writes are feed entries: committed only by [`FeedTx::commit`].
+#[must_use = "dropping a FeedTx rolls the transaction back"]
+pub struct FeedTx {
+    tx: WriteTx,
+    appended: Option<Appended>,
+    publisher: Publisher,
+}
+
+impl FeedTx {
+    /// Commits, then makes the new entries visible to head validators and long polls.
+    pub async fn commit(self) -> Result<(), Error> {
+        self.tx.commit().await?;
+        if let Some(appended) = self.appended {
+            self.publisher.advance(appended);
+        }
+        Ok(())
+    }
 }
 
 /// A rendered page with its validators.
@@ -150,27 +171,18 @@ impl Publisher {
         })
     }
 
-    /// Appends an entry in `tx`. Call it last before [`Publisher::commit`].
-    pub async fn append(&self, tx: &mut WriteTx, entry: &NewEntry) -> Result<Appended, Error> {
-        let appended = self.append_all(tx, std::slice::from_ref(entry)).await?;
-        appended.ok_or(Error::Invariant("an append of one entry appended none"))
-    }
-
-    /// Appends `entries` in `tx`, in order, with multi-row statements (a group commit of many
-    /// writes); `None` when there are none. Call it last before [`Publisher::commit`].
-    pub async fn append_all(
-        &self,
-        tx: &mut WriteTx,
-        entries: &[NewEntry],
-    ) -> Result<Option<Appended>, Error> {
-        store::append(tx, self.inner.db.backend(), &self.inner.clock, entries).await
-    }
-
-    /// Commits `tx` and then makes the appended entries visible to head validators.
-    pub async fn commit(&self, tx: WriteTx, appended: Appended) -> Result<(), Error> {
-        tx.commit().await?;
-        self.advance(appended);
-        Ok(())
+    /// Appends `entries` (in order, with multi-row statements) as the last writes of `tx`,
+    /// which it takes: nothing more can be written in it, which keeps the append lock's window
+    /// short, and the only way to commit it is [`FeedTx::commit`], which advances the head.
+    /// Dropping the [`FeedTx`] rolls everything back.
+    pub async fn append(&self, mut tx: WriteTx, entries: &[NewEntry]) -> Result<FeedTx, Error> {
+        let appended =
+            store::append(&mut tx, self.inner.db.backend(), &self.inner.clock, entries).await?;
+        Ok(FeedTx {
+            tx,
+            appended,
+            publisher: self.clone(),
+        })
     }
 
     fn advance(&self, appended: Appended) {
