@@ -359,12 +359,16 @@ async fn health_and_readiness_answer() {
     assert_eq!(app.get("/order/ready").await.json()["status"], "ready");
 }
 
-/// The bulk seeder appends orders and gap-free feed entries that read like placed orders.
+/// The bulk seeder appends orders and gap-free feed entries that read like placed orders,
+/// through the publisher, so a running service's head sees them at once.
 #[tokio::test]
 async fn bulk_seeding_appends_orders_and_their_feed_entries() {
     let app = spawn_order(OrderOptions::default()).await;
     app.place(2).await;
     let seeded = order::seed::seed(&app.service.state, 1233).await.unwrap();
+    // Seeding goes through the publisher: the running service's head moved with it.
+    let live = app.get("/order/feed").await.feed();
+    assert_eq!(live.entries()[0].title().as_str(), "Order 1234 placed");
     let db = app.stop().await;
 
     let app = spawn_order_on(db, OrderOptions::default()).await;
