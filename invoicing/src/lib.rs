@@ -12,14 +12,13 @@
 pub mod model;
 mod pages;
 
-use common::clock::{from_micros, rfc3339};
-use common::consumer::copies::{column, variant, variant_name, Stored, Tables, Value, Versioned};
+use common::consumer::copies::{col, variant_name, Tables, Value, Versioned};
 use common::db::Migrations;
 use common::service::{About, CopyService, Copying, Service};
 
 pub use common::service::{Config, Settings};
 
-use model::{Address, Customer, Invoice, InvoiceLine, OrderDoc};
+use model::{Invoice, OrderDoc};
 
 /// Invoices as versioned copies of orders.
 pub struct Invoices;
@@ -45,15 +44,22 @@ impl Versioned for Invoices {
     type Details = OrderDoc;
     type Copy = Invoice;
 
-    // The columns after `order_id` and `version` (and after `order_id, line_no` for lines), in
-    // the order `row` and `lines` give their values.
+    // Each column with the invoice field it holds; `row` and `lines` give values in this order.
     #[rustfmt::skip]
     const TABLES: Tables = Tables {
-        copies: "invoices", key: "order_id", noun: "invoice", key_noun: "order",
-        columns: &["status", "customer_id", "name", "firstname", "email", "street", "zip", "city",
-                   "total_cents", "ordered_at_us"],
+        copies: "invoices", key: col("order_id", "orderId"), noun: "invoice", key_noun: "order",
+        columns: &[
+            col("status", "status"), col("customer_id", "customer.customerId"),
+            col("name", "customer.name"), col("firstname", "customer.firstname"),
+            col("email", "customer.email"), col("street", "billingAddress.street"),
+            col("zip", "billingAddress.zip"), col("city", "billingAddress.city"),
+            col("total_cents", "totalCents"), col("ordered_at_us", "orderedAt"),
+        ],
         lines: "invoice_lines",
-        line_columns: &["item_id", "name", "price_cents", "count", "line_total_cents"],
+        line_columns: &[
+            col("item_id", "itemId"), col("name", "name"), col("price_cents", "priceCents"),
+            col("count", "count"), col("line_total_cents", "lineTotalCents"),
+        ],
     };
 
     #[rustfmt::skip]
@@ -70,38 +76,5 @@ impl Versioned for Invoices {
         o.lines.iter().map(|l| vec![l.item.item_id.into(), (&l.item.name).into(),
             l.item.price_cents.into(), l.count.into(), (l.count * l.item.price_cents).into()])
             .collect()
-    }
-
-    fn read(s: &Stored) -> Result<Invoice, sqlx::Error> {
-        let r = &s.row;
-        let mut lines = Vec::with_capacity(s.lines.len());
-        for l in &s.lines {
-            lines.push(InvoiceLine {
-                item_id: column(l, "item_id")?,
-                name: column(l, "name")?,
-                price_cents: column(l, "price_cents")?,
-                count: column(l, "count")?,
-                line_total_cents: column(l, "line_total_cents")?,
-            });
-        }
-        Ok(Invoice {
-            order_id: column(r, "order_id")?,
-            version: column(r, "version")?,
-            status: variant(r, "status")?,
-            customer: Customer {
-                customer_id: column(r, "customer_id")?,
-                name: column(r, "name")?,
-                firstname: column(r, "firstname")?,
-                email: column(r, "email")?,
-            },
-            billing_address: Address {
-                street: column(r, "street")?,
-                zip: column(r, "zip")?,
-                city: column(r, "city")?,
-            },
-            lines,
-            total_cents: column(r, "total_cents")?,
-            ordered_at: rfc3339(from_micros(column(r, "ordered_at_us")?)),
-        })
     }
 }

@@ -12,14 +12,13 @@
 pub mod model;
 mod pages;
 
-use common::clock::{from_micros, rfc3339};
-use common::consumer::copies::{column, variant, variant_name, Stored, Tables, Value};
+use common::consumer::copies::{col, variant_name, Tables, Value};
 use common::db::Migrations;
 use common::service::{About, CopyService, Copying, Service};
 
 pub use common::service::{Config, Settings};
 
-use model::{Address, OrderDoc, Recipient, Shipment, ShipmentLine};
+use model::{OrderDoc, Shipment};
 
 /// Shipments as versioned copies of orders.
 pub struct Shipments;
@@ -45,14 +44,18 @@ impl common::consumer::copies::Versioned for Shipments {
     type Details = OrderDoc;
     type Copy = Shipment;
 
+    // Where each shipment field is kept; `row` and `lines` give the values in this order.
     #[rustfmt::skip]
     const TABLES: Tables = Tables {
-        copies: "shipments", lines: "shipment_lines", key: "order_id",
+        copies: "shipments", lines: "shipment_lines", key: col("order_id", "orderId"),
         noun: "shipment", key_noun: "order",
-        // After `order_id, version` (`order_id, line_no`), as `row` (`lines`) gives them.
-        columns: &["status", "customer_id", "name", "firstname", "street", "zip", "city",
-                   "ordered_at_us"],
-        line_columns: &["item_id", "name", "count"],
+        columns: &[
+            col("status", "status"), col("customer_id", "customer.customerId"),
+            col("name", "customer.name"), col("firstname", "customer.firstname"),
+            col("street", "shippingAddress.street"), col("zip", "shippingAddress.zip"),
+            col("city", "shippingAddress.city"), col("ordered_at_us", "orderedAt"),
+        ],
+        line_columns: &[col("item_id", "itemId"), col("name", "name"), col("count", "count")],
     };
 
     #[rustfmt::skip]
@@ -73,33 +76,5 @@ impl common::consumer::copies::Versioned for Shipments {
             ]);
         }
         lines
-    }
-
-    fn read(stored: &Stored) -> Result<Shipment, sqlx::Error> {
-        let lines = stored.lines.iter().map(|l| {
-            Ok(ShipmentLine {
-                item_id: column(l, "item_id")?,
-                name: column(l, "name")?,
-                count: column(l, "count")?,
-            })
-        });
-        let r = &stored.row;
-        Ok(Shipment {
-            order_id: column(r, "order_id")?,
-            version: column(r, "version")?,
-            status: variant(r, "status")?,
-            customer: Recipient {
-                customer_id: column(r, "customer_id")?,
-                firstname: column(r, "firstname")?,
-                name: column(r, "name")?,
-            },
-            shipping_address: Address {
-                street: column(r, "street")?,
-                city: column(r, "city")?,
-                zip: column(r, "zip")?,
-            },
-            lines: lines.collect::<Result<_, sqlx::Error>>()?,
-            ordered_at: rfc3339(from_micros(column(r, "ordered_at_us")?)),
-        })
     }
 }

@@ -20,6 +20,9 @@ use crate::http::PageQuery;
 use crate::service::ServiceState;
 use crate::Error;
 
+/// Longest text stored from a details document, in bytes.
+pub const MAX_TEXT: usize = 1000;
+
 /// A value bound into a statement (what sqlx's `Any` driver stores: integers and text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value<'a> {
@@ -66,29 +69,99 @@ pub fn variant<T: DeserializeOwned>(row: &AnyRow, name: &str) -> Result<T, sqlx:
     })
 }
 
-/// The tables of a versioned copy. Both have the key column first; the copy table has a
-/// `version` column after it, the line table a `line_no` column.
+/// A stored column and the field of the copy's JSON it holds (a dotted path for nested
+/// objects: `customer.customerId`). A column whose name ends in `_us` holds a time in
+/// microseconds and shows as RFC 3339 text.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub field: &'static str,
+}
+
+/// Shorthand for [`Column`] in table declarations.
+pub const fn col(name: &'static str, field: &'static str) -> Column {
+    Column { name, field }
+}
+
+/// The tables of a versioned copy, which say both how to store a copy and how to read it
+/// back as JSON. The copy table has the key column first and a `version` column (field
+/// `version`) after it; the line table the key column and `line_no`, and its rows are the
+/// copy's `lines` array.
 #[derive(Debug, Clone, Copy)]
 pub struct Tables {
-    /// The copies, e.g. `invoices`.
+    /// The copies, e.g. `invoices`; also the collection's name in URLs.
     pub copies: &'static str,
-    /// The aggregate's id, e.g. `order_id`.
-    pub key: &'static str,
+    /// The aggregate's id, e.g. `order_id` shown as `orderId`.
+    pub key: Column,
     /// The other columns of a copy, in the order [`Versioned::row`] gives their values.
-    pub columns: &'static [&'static str],
+    pub columns: &'static [Column],
     /// The child rows, e.g. `invoice_lines`.
     pub lines: &'static str,
     /// The other columns of a line, in the order [`Versioned::lines`] gives their values.
-    pub line_columns: &'static [&'static str],
+    pub line_columns: &'static [Column],
     /// How the API names one copy and its key in messages: `invoice`, `order`.
     pub noun: &'static str,
     pub key_noun: &'static str,
 }
 
-/// A copy as read back: its row and its lines (in `line_no` order).
-pub struct Stored {
-    pub row: AnyRow,
-    pub lines: Vec<AnyRow>,
+fn names(columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A stored row as the JSON object its columns describe.
+fn to_json(row: &AnyRow, columns: &[Column]) -> Result<serde_json::Value, sqlx::Error> {
+    let mut object = serde_json::Value::Object(Default::default());
+    for c in columns {
+        let value = match sqlx::Row::try_get::<i64, _>(row, c.name) {
+            Ok(us) if c.name.ends_with("_us") => {
+                crate::clock::rfc3339(crate::clock::from_micros(us)).into()
+            }
+            Ok(i) => i.into(),
+            Err(_) => serde_json::Value::String(column(row, c.name)?),
+        };
+        let mut at = &mut object;
+        let mut path = c.field.split('.').peekable();
+        while let Some(part) = path.next() {
+            let map = at
+                .as_object_mut()
+                .ok_or_else(|| decode(c.name, "not an object"))?;
+            if path.peek().is_none() {
+                map.insert(part.to_owned(), value);
+                break;
+            }
+            at = map
+                .entry(part)
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        }
+    }
+    Ok(object)
+}
+
+fn decode(column: &str, why: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: why.to_string().into(),
+    }
+}
+
+/// A copy from its row and its lines (in `line_no` order).
+fn read<V: Versioned>(row: &AnyRow, lines: &[AnyRow]) -> Result<V::Copy, sqlx::Error> {
+    let t = V::TABLES;
+    let mut columns = vec![t.key, col("version", "version")];
+    columns.extend_from_slice(t.columns);
+    let mut copy = to_json(row, &columns)?;
+    let lines = lines
+        .iter()
+        .map(|l| to_json(l, t.line_columns))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(object) = copy.as_object_mut() {
+        object.insert("lines".into(), lines.into());
+    }
+    serde_json::from_value(copy).map_err(|e| decode(t.copies, e))
 }
 
 /// A details document that describes one version of one aggregate.
@@ -103,8 +176,8 @@ pub trait Document {
 pub trait Versioned: Send + Sync + 'static {
     /// The details document as this service reads it.
     type Details: Document + DeserializeOwned + Send + Sync + 'static;
-    /// The copy as the API shows it.
-    type Copy: Serialize + Send + Sync + 'static;
+    /// The copy as the API shows it, read back from its columns (see [`Tables`]).
+    type Copy: Serialize + DeserializeOwned + Send + Sync + 'static;
 
     const TABLES: Tables;
 
@@ -112,8 +185,6 @@ pub trait Versioned: Send + Sync + 'static {
     fn row(details: &Self::Details) -> Vec<Value<'_>>;
     /// Values of [`Tables::line_columns`], one vector per line.
     fn lines(details: &Self::Details) -> Vec<Vec<Value<'_>>>;
-    /// The copy from what was stored.
-    fn read(stored: &Stored) -> Result<Self::Copy, sqlx::Error>;
 }
 
 /// The projection that keeps `V`'s copies.
@@ -140,11 +211,21 @@ impl<V: Versioned> Projection for Copies<V> {
 
     fn check(&self, details: &V::Details) -> Result<(), String> {
         let (key, version) = details.identity();
+        let noun = V::TABLES.key_noun;
         if key < 1 || version < 1 {
-            let noun = V::TABLES.key_noun;
             return Err(format!("{noun} id {key} / version {version} out of range"));
         }
-        details.check()
+        details.check()?;
+        // Every stored text is bounded, whatever the service stores.
+        let row = V::row(details);
+        let lines = V::lines(details);
+        let too_long = |v: &Value| matches!(v, Value::Text(t) if t.len() > MAX_TEXT);
+        if row.iter().chain(lines.iter().flatten()).any(too_long) {
+            return Err(format!(
+                "{noun} {key}: a text field is longer than {MAX_TEXT} bytes"
+            ));
+        }
+        Ok(())
     }
 
     async fn apply(
@@ -166,7 +247,7 @@ impl<V: Versioned> Projection for Copies<V> {
         winners.sort_unstable();
         let width = t.columns.len() + 2;
         let updates: Vec<String> = std::iter::once("version")
-            .chain(t.columns.iter().copied())
+            .chain(t.columns.iter().map(|c| c.name))
             .map(|c| format!("{c} = excluded.{c}"))
             .collect();
         // An older (or the same) version never overwrites what is kept.
@@ -176,8 +257,8 @@ impl<V: Versioned> Projection for Copies<V> {
                  ON CONFLICT ({key}) DO UPDATE SET {updates} \
                  WHERE {copies}.version < excluded.version RETURNING {key}",
                 copies = t.copies,
-                key = t.key,
-                columns = t.columns.join(", "),
+                key = t.key.name,
+                columns = names(t.columns),
                 values = values_placeholders(rows, width),
                 updates = updates.join(", "),
             )
@@ -256,7 +337,7 @@ async fn replace_lines<V: Versioned>(
         let sql = format!(
             "DELETE FROM {} WHERE {} IN ({})",
             t.lines,
-            t.key,
+            t.key.name,
             list_placeholders(chunk.len())
         );
         let mut q = sqlx::query(&sql);
@@ -279,8 +360,8 @@ async fn replace_lines<V: Versioned>(
         let sql = format!(
             "INSERT INTO {} ({}, line_no, {}) VALUES {}",
             t.lines,
-            t.key,
-            t.line_columns.join(", "),
+            t.key.name,
+            names(t.line_columns),
             values_placeholders(chunk.len(), width)
         );
         let mut q = sqlx::query(&sql);
@@ -300,8 +381,8 @@ impl<V: Versioned> Copies<V> {
         let t = V::TABLES;
         format!(
             "SELECT {}, version, {} FROM {}",
-            t.key,
-            t.columns.join(", "),
+            t.key.name,
+            names(t.columns),
             t.copies
         )
     }
@@ -310,8 +391,8 @@ impl<V: Versioned> Copies<V> {
         let t = V::TABLES;
         format!(
             "SELECT {}, line_no, {} FROM {}",
-            t.key,
-            t.line_columns.join(", "),
+            t.key.name,
+            names(t.line_columns),
             t.lines
         )
     }
@@ -322,7 +403,7 @@ impl<V: Versioned> Copies<V> {
         let sql = format!(
             "{} WHERE {key} < $1 ORDER BY {key} DESC LIMIT $2",
             Self::select(),
-            key = t.key
+            key = t.key.name
         );
         let rows = sqlx::query(&sql)
             .bind(before)
@@ -337,7 +418,7 @@ impl<V: Versioned> Copies<V> {
         let sql = format!(
             "{} WHERE {key} >= $1 AND {key} <= $2 ORDER BY {key} DESC, line_no",
             Self::select_lines(),
-            key = t.key
+            key = t.key.name
         );
         let lines = sqlx::query(&sql)
             .bind(min)
@@ -358,7 +439,7 @@ impl<V: Versioned> Copies<V> {
                     _ => break,
                 }
             }
-            out.push(V::read(&Stored { row, lines: own })?);
+            out.push(read::<V>(&row, &own)?);
         }
         Ok(out)
     }
@@ -366,7 +447,7 @@ impl<V: Versioned> Copies<V> {
     /// The copy of aggregate `key`, if there is one.
     pub async fn get(db: &Db, key: i64) -> Result<Option<V::Copy>, Error> {
         let t = V::TABLES;
-        let sql = format!("{} WHERE {} = $1", Self::select(), t.key);
+        let sql = format!("{} WHERE {} = $1", Self::select(), t.key.name);
         let Some(row) = sqlx::query(&sql)
             .bind(key)
             .fetch_optional(db.pool())
@@ -377,10 +458,10 @@ impl<V: Versioned> Copies<V> {
         let sql = format!(
             "{} WHERE {} = $1 ORDER BY line_no",
             Self::select_lines(),
-            t.key
+            t.key.name
         );
         let lines = sqlx::query(&sql).bind(key).fetch_all(db.pool()).await?;
-        Ok(Some(V::read(&Stored { row, lines })?))
+        Ok(Some(read::<V>(&row, &lines)?))
     }
 }
 
