@@ -132,10 +132,11 @@ impl Domain for Sales {
     const DEFAULT_BIND: &'static str = "127.0.0.1:8084";
     const DEFAULT_FEED: &'static str = "http://127.0.0.1:8081/order/feed";
 
+    /// One folder: the SQL is the same on both backends.
     fn migrations() -> Migrations {
         Migrations {
-            sqlite: sqlx::migrate!("./examples/sales/migrations/sqlite"),
-            postgres: sqlx::migrate!("./examples/sales/migrations/postgres"),
+            sqlite: sqlx::migrate!("./examples/sales/migrations"),
+            postgres: sqlx::migrate!("./examples/sales/migrations"),
         }
     }
 

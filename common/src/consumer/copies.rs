@@ -57,18 +57,6 @@ pub fn variant_name<T: Serialize>(value: &T) -> Value<'static> {
     Value::Text(std::borrow::Cow::Owned(name))
 }
 
-/// Reads back an enum stored by [`variant_name`]. A name it does not know is an error, never
-/// a default: a copy that cannot be read faithfully is not shown.
-pub fn variant<T: DeserializeOwned>(row: &AnyRow, name: &str) -> Result<T, sqlx::Error> {
-    let text: String = column(row, name)?;
-    serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|e| {
-        sqlx::Error::ColumnDecode {
-            index: name.to_owned(),
-            source: format!("unknown value {text:?}: {e}").into(),
-        }
-    })
-}
-
 /// A stored column and the field of the copy's JSON it holds (a dotted path for nested
 /// objects: `customer.customerId`). A column whose name ends in `_us` holds a time in
 /// microseconds and shows as RFC 3339 text.
