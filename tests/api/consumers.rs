@@ -373,7 +373,8 @@ async fn the_background_poller_picks_up_new_orders() {
     poller.await.expect("the poller stops on shutdown");
 }
 
-/// `consumer_handled` stays bounded: with `KEEP_HANDLED` 20 and 120 entries it holds 20 rows,
+/// `consumer_handled` stays bounded: with `KEEP_HANDLED` 20 and 120 entries it holds 20 rows
+/// (plus at most one pruning step, a tenth of that),
 /// older revisions being remembered by a watermark; archive pages delivered again change
 /// nothing (not the copies, not the handled count), and new entries still apply.
 #[tokio::test]
@@ -397,7 +398,7 @@ async fn the_handled_table_is_pruned_and_redelivery_stays_harmless() {
     invoicing.poll_ok().await;
 
     assert_eq!(copies.len(), 120);
-    assert_eq!(rows, 20, "the table is bounded");
+    assert!((20..=22).contains(&rows), "the table is bounded: {rows} rows");
     assert_eq!(replayed, 10, "both pages were seen again");
     let after = invoicing.report().await;
     assert_eq!(
@@ -408,5 +409,5 @@ async fn the_handled_table_is_pruned_and_redelivery_stays_harmless() {
     let now = invoicing.copies().await;
     assert_eq!(now.len(), 123);
     assert_eq!(&now[3..], &copies[..], "no old copy changed");
-    assert_eq!(invoicing.handled().await.len(), 20);
+    assert!(invoicing.handled().await.len() <= 22);
 }

@@ -466,8 +466,13 @@ impl<P: Projection> Consumer<P> {
             // Never backwards: only the count of handled entries changes.
             _ => store::set_handled_count(tx.conn(), seq).await?,
         }
+        // Pruning costs three statements, so it runs each time the count crosses a step of a
+        // tenth of what is kept: the table holds at most `keep` plus one step.
         let keep = self.inner.settings.keep_handled as i64;
-        store::prune(tx.conn(), seq, keep, pruned_through_us).await?;
+        let step = (keep / 10).max(1);
+        if (seq - records.len() as i64) / step != seq / step {
+            store::prune(tx.conn(), seq, keep, pruned_through_us).await?;
+        }
         tx.commit().await?;
         for (entry, outcome, what) in records {
             ConsumerMetrics::inc(&self.inner.metrics.entries, outcome.as_str());
