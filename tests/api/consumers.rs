@@ -398,7 +398,10 @@ async fn the_handled_table_is_pruned_and_redelivery_stays_harmless() {
     invoicing.poll_ok().await;
 
     assert_eq!(copies.len(), 120);
-    assert!((20..=22).contains(&rows), "the table is bounded: {rows} rows");
+    assert!(
+        (20..=22).contains(&rows),
+        "the table is bounded: {rows} rows"
+    );
     assert_eq!(replayed, 10, "both pages were seen again");
     let after = invoicing.report().await;
     assert_eq!(
