@@ -23,8 +23,8 @@ mod tests {
 /// Configuration every feed-consuming service takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConsumerArgs {
-    /// The feed to consume (its subscription document) [default: the service's own, e.g. the
-    /// local order service's].
+    /// The feed to consume (its subscription document; default: the service's own, e.g. the
+    /// local order service's).
     #[arg(long, env = "FEED_URL")]
     pub feed_url: Option<url::Url>,
     /// Time between polls of the feed head.

@@ -104,8 +104,8 @@ impl<P: Projection> FromRef<ServiceState<P>> for Consumer<P> {
 /// What a consumer service needs, however it is started.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// Database: `sqlite://path/file.db` or `postgres://user@host/db` [default:
-    /// sqlite://data/{service}.db].
+    /// Database: `sqlite://path/file.db` or `postgres://user@host/db` (default: a file named
+    /// after the service under `data/`).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     #[command(flatten)]
@@ -115,7 +115,7 @@ pub struct Settings {
 /// Command line and environment of a standalone consumer binary.
 #[derive(Debug, Clone, clap::Parser)]
 pub struct Config {
-    /// Address to listen on [default: the service's own port].
+    /// Address to listen on (each service has its own default port).
     #[arg(long, env = "BIND")]
     pub bind: Option<SocketAddr>,
     #[command(flatten)]
@@ -236,9 +236,15 @@ pub async fn run<D: Domain>(
 /// `rebuild`.
 pub async fn main<D: Domain>() -> Result<(), anyhow::Error> {
     crate::telemetry::init();
+    // The service's own defaults, so that `--help` shows them.
     let matches = Config::command()
         .name(D::NAME)
         .about(D::ABOUT)
+        .mut_arg("bind", |a| a.default_value(D::DEFAULT_BIND))
+        .mut_arg("database_url", |a| {
+            a.default_value(format!("sqlite://data/{}.db", D::NAME))
+        })
+        .mut_arg("feed_url", |a| a.default_value(D::DEFAULT_FEED))
         .get_matches();
     let config = Config::from_arg_matches(&matches)?;
     run_config::<D>(config).await
