@@ -198,7 +198,14 @@ async fn consumers_killed_at_random_moments_lose_and_double_nothing() {
     for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(50..400))).await;
         let victim = rng.gen_range(0..2);
-        let (handled, ..) = bookkeeping(&dbs[victim]).await;
+        let (mut handled, ..) = bookkeeping(&dbs[victim]).await;
+        // Under a loaded machine a consumer may not have started handling yet: wait (bounded)
+        // until it has, so that the kill lands in its work rather than in its start-up.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while handled == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            handled = bookkeeping(&dbs[victim]).await.0;
+        }
         if handled > 0 && (handled as usize) < entries {
             killed_mid_batch += 1;
         }
