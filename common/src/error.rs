@@ -23,6 +23,13 @@ pub enum Error {
     },
     #[error("cannot render a feed page: {0}")]
     Render(#[source] atom_syndication::Error),
+    #[error("cannot render a feed page as JSON: {0}")]
+    RenderJson(#[source] serde_json::Error),
+    #[error("cannot compress a feed page: {0}")]
+    Compress(#[source] std::io::Error),
+    /// The request accepts no representation or coding we have: 406.
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("replaying {url} failed: {reason}")]
     ReplayFailed { url: String, reason: String },
     #[error("rebuild could not read the feed: {0}")]
@@ -43,6 +50,16 @@ impl IntoResponse for Error {
             Error::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "Not Found")
                 .detail(what)
                 .into_response(),
+            Error::NotAcceptable(what) => {
+                let mut response = Problem::new(StatusCode::NOT_ACCEPTABLE, "Not Acceptable")
+                    .detail(what)
+                    .into_response();
+                response.headers_mut().insert(
+                    axum::http::header::VARY,
+                    axum::http::HeaderValue::from_static("Accept, Accept-Encoding"),
+                );
+                response
+            }
             other => {
                 // Internal details go to the log, not to the client.
                 tracing::error!(error = %other, "internal error");

@@ -137,5 +137,7 @@ pub(crate) fn entry(order: &Order) -> NewEntry {
         ),
         category: category.to_owned(),
         link: format!("/order/orders/{id}"),
+        // The same document `GET /order/orders/{id}` answers with at this version.
+        details: serde_json::to_string(order).ok(),
     }
 }

@@ -7,13 +7,15 @@
 //! each commit, so a poll of an unchanged feed is answered with `304` without touching the
 //! database.
 
+mod compress;
 mod conditional;
+mod negotiate;
 mod paging;
 mod render;
 mod store;
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -28,8 +30,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use conditional::{not_modified, requested_wait, Validators, MAX_WAIT_SECS};
+pub use negotiate::{Encoding, NotAcceptable, Representation};
 pub use paging::{PageSize, Position};
-pub use render::{render, FeedIdentity, PageLinks, HISTORY_NS};
+pub use render::{render, render_as, FeedIdentity, Page, PageLinks, HISTORY_NS};
 pub use store::{Appended, NewEntry, StoredEntry, NOTIFY_CHANNEL};
 
 use crate::db::{Db, WriteTx};
@@ -78,23 +81,83 @@ impl FeedTx {
     }
 }
 
-/// A rendered page with its validators.
+/// A rendered page with its validators, and its codings, each made once on first request.
 struct Rendered {
+    representation: Representation,
     body: Bytes,
-    etag: HeaderValue,
+    /// The identity body's entity tag without quotes; each coding appends its suffix.
+    etag: String,
     last_modified: Option<HeaderValue>,
+    last_modified_secs: Option<i64>,
+    /// `Link` (RFC 8288), for representations whose body has no links.
+    link_header: Option<HeaderValue>,
+    /// gzip, zstd. `None` inside: coding failed, the identity body is served instead.
+    coded: [OnceLock<Option<Bytes>>; 2],
+}
+
+impl Rendered {
+    fn new(
+        representation: Representation,
+        page: Page,
+        etag: String,
+        last_modified_us: Option<i64>,
+    ) -> Rendered {
+        let secs = last_modified_us.map(|us| us.div_euclid(1_000_000));
+        Rendered {
+            representation,
+            body: Bytes::from(page.body),
+            etag,
+            last_modified: secs.map(http_date),
+            last_modified_secs: secs,
+            link_header: page.link_header.as_deref().map(header_value),
+            coded: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The body in `encoding` (coded now if this is the first request for it) and the
+    /// encoding it really is in.
+    fn body(&self, encoding: Encoding, metrics: &FeedMetrics) -> (Bytes, Encoding) {
+        let slot = match encoding {
+            Encoding::Identity => return (self.body.clone(), Encoding::Identity),
+            Encoding::Gzip => &self.coded[0],
+            Encoding::Zstd => &self.coded[1],
+        };
+        let coded = slot.get_or_init(|| {
+            metrics
+                .compressions
+                .get_or_create(&CodingLabels {
+                    encoding: encoding.token(),
+                })
+                .inc();
+            compress::encode(encoding, &self.body)
+                .inspect_err(|e| tracing::warn!(error = %e, "serving a feed page uncoded"))
+                .ok()
+                .map(Bytes::from)
+        });
+        match coded {
+            Some(b) => (b.clone(), encoding),
+            None => (self.body.clone(), Encoding::Identity),
+        }
+    }
 }
 
 /// Feed responses by page kind and status (the 304 ratio is what a cache-friendly feed is about).
 #[derive(Clone, Default)]
 pub struct FeedMetrics {
     responses: Family<FeedLabels, Counter>,
+    compressions: Family<CodingLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FeedLabels {
     page: &'static str,
+    representation: &'static str,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodingLabels {
+    encoding: &'static str,
 }
 
 impl FeedMetrics {
@@ -102,17 +165,24 @@ impl FeedMetrics {
         let m = FeedMetrics::default();
         registry.register(
             "feed_responses",
-            "Feed pages served, by page kind (head, archive) and status (200, 304, 307)",
+            "Feed pages served, by page kind (head, archive), representation (atom, inline, \
+             events) and status (200, 304, 307, 406)",
             m.responses.clone(),
+        );
+        registry.register(
+            "feed_compressions",
+            "Feed pages coded, by coding: once per page and coding, not per request",
+            m.compressions.clone(),
         );
         m
     }
 
-    fn count(&self, page: &'static str, response: &Response) {
+    fn count(&self, page: &'static str, representation: &'static str, status: StatusCode) {
         self.responses
             .get_or_create(&FeedLabels {
                 page,
-                status: response.status().as_u16(),
+                representation,
+                status: status.as_u16(),
             })
             .inc();
     }
@@ -127,10 +197,13 @@ struct Inner {
     clock: Clock,
     /// The newest committed entry. Only ever moves forward.
     head: watch::Sender<Appended>,
-    /// The subscription document for the position it was rendered at.
-    head_page: Mutex<Option<(Position, Arc<Rendered>)>>,
-    archives: Mutex<lru::LruCache<i64, Arc<Rendered>>>,
+    /// The subscription document for the position it was rendered at, per representation.
+    head_pages: [Mutex<Option<HeadPage>>; 3],
+    archives: Mutex<lru::LruCache<(Representation, i64), Arc<Rendered>>>,
 }
+
+/// A rendered subscription document and the position it was rendered at.
+type HeadPage = (Position, Arc<Rendered>);
 
 /// The publishing side of a feed. Cheap to clone.
 #[derive(Clone)]
@@ -165,7 +238,7 @@ impl Publisher {
                 db,
                 clock,
                 head: watch::Sender::new(newest),
-                head_page: Mutex::new(None),
+                head_pages: Default::default(),
                 archives: Mutex::new(lru::LruCache::new(cache_size)),
             }),
         })
@@ -251,20 +324,34 @@ impl Publisher {
         &self.inner.identity
     }
 
-    /// `GET {path}`: the subscription document. With `wait`, a request that would get a `304`
-    /// is held until an entry commits, the wait ends, or `shutdown`, holding no database
-    /// connection meanwhile (long polling).
+    /// `GET {path}` (any representation, by `Accept`) or `GET {path}{segment}` (`only` that
+    /// one): the subscription document. With `wait`, a request that would get a `304` is held
+    /// until an entry commits, the wait ends, or `shutdown`, holding no database connection
+    /// meanwhile (long polling).
     pub async fn head(
         &self,
         request: &HeaderMap,
+        only: Option<Representation>,
         wait: Option<Duration>,
         shutdown: &CancellationToken,
     ) -> Result<Response, Error> {
+        let chosen = negotiated(request, only);
+        let (representation, encoding) = match chosen {
+            Ok(c) => c,
+            Err(e) => {
+                self.inner
+                    .metrics
+                    .count("head", "none", StatusCode::NOT_ACCEPTABLE);
+                return Err(e);
+            }
+        };
         // Subscribe before looking at the head, so a commit in between is not missed.
         let mut changes = self.inner.head.subscribe();
         let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         let mut response = loop {
-            let response = self.head_response(request).await?;
+            let response = self
+                .head_response(request, representation, encoding)
+                .await?;
             let Some(deadline) = deadline else {
                 break response;
             };
@@ -277,54 +364,66 @@ impl Publisher {
                 _ = shutdown.cancelled() => break response,
             }
         };
+        let h = response.headers_mut();
         if wait.is_none() {
             // For an nginx cache in front: keep this head until the end of the current second
             // at most (its own validity is whole seconds; `proxy_cache_valid 1s` would keep a
             // page one to two seconds). Clients see `Cache-Control: no-cache` and revalidate.
             let until = format!("@{}", self.inner.clock.now().timestamp());
-            response
-                .headers_mut()
-                .insert("x-accel-expires", header_value(&until));
+            h.insert("x-accel-expires", header_value(&until));
         }
         if let Some(w) = wait {
             // RFC 7240 §3: tell the client its preference was honoured.
             let applied = format!("wait={}", w.as_secs());
-            response
-                .headers_mut()
-                .insert("preference-applied", header_value(&applied));
+            h.insert("preference-applied", header_value(&applied));
         }
-        self.inner.metrics.count("head", &response);
+        if only.is_none() && representation != Representation::Atom {
+            let own = format!("{}{}", self.inner.settings.path, representation.segment());
+            h.insert(header::CONTENT_LOCATION, header_value(&own));
+        }
+        self.inner
+            .metrics
+            .count("head", label(representation), response.status());
         Ok(response)
     }
 
-    async fn head_response(&self, request: &HeaderMap) -> Result<Response, Error> {
+    async fn head_response(
+        &self,
+        request: &HeaderMap,
+        representation: Representation,
+        encoding: Encoding,
+    ) -> Result<Response, Error> {
         let head = *self.inner.head.borrow();
         let size = self.inner.page_size;
-        let etag = format!("\"h{}-{}\"", size.get(), head.position);
+        let etag = format!("h{}{}-{}", representation.tag(), size.get(), head.position);
         let lm_secs = (head.position > 0).then(|| head.updated_us.div_euclid(1_000_000));
+        let quoted = quoted_etag(&etag, encoding);
         let validators = Validators {
-            etag: &etag,
+            etag: &quoted,
             last_modified: lm_secs,
             second_is_ambiguous: head.position > 1
                 && Some(head.prev_updated_us.div_euclid(1_000_000)) == lm_secs,
             now: self.inner.clock.now().timestamp(),
         };
         if not_modified(request, validators) {
-            let mut response = StatusCode::NOT_MODIFIED.into_response();
-            let h = response.headers_mut();
-            h.insert(header::ETAG, header_value(&etag));
-            if let Some(lm) = lm_secs {
-                h.insert(header::LAST_MODIFIED, http_date(lm));
-            }
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            return Ok(response);
+            return Ok(not_modified_response(
+                header_value(&quoted),
+                lm_secs.map(http_date),
+                "no-cache",
+            ));
         }
-        let rendered = self.head_page(head.position, etag).await?;
-        Ok(page_response(&rendered, "no-cache"))
+        let rendered = self.head_page(representation, head.position, etag).await?;
+        Ok(self.page_response(&rendered, encoding, "no-cache"))
     }
 
-    async fn head_page(&self, position: Position, etag: String) -> Result<Arc<Rendered>, Error> {
-        if let Some((at, page)) = &*lock(&self.inner.head_page) {
+    async fn head_page(
+        &self,
+        representation: Representation,
+        position: Position,
+        etag: String,
+    ) -> Result<Arc<Rendered>, Error> {
+        let slot = &self.inner.head_pages[representation.index()];
+        if let Some((at, page)) = &*lock(slot) {
             if *at == position {
                 return Ok(page.clone());
             }
@@ -334,33 +433,64 @@ impl Publisher {
         let entries = store::range(&self.inner.db, size.head_start(position), position).await?;
         let full = size.full_pages(position);
         let links = PageLinks {
-            self_href: self.inner.settings.path.clone(),
-            prev_archive: (full > 0).then(|| self.archive_href(full)),
+            self_href: self.href(representation, None),
+            prev_archive: (full > 0).then(|| self.href(representation, Some(full))),
+            alternates: self.alternates(representation, None),
             ..PageLinks::default()
         };
-        let body = render(&self.inner.identity, &links, &entries)?;
-        let page = Arc::new(Rendered {
-            body: Bytes::from(body),
-            etag: header_value(&etag),
-            last_modified: entries
-                .first()
-                .map(|e| http_date(e.updated_us.div_euclid(1_000_000))),
-        });
-        let mut slot = lock(&self.inner.head_page);
-        if slot.as_ref().is_none_or(|(at, _)| *at < position) {
-            *slot = Some((position, page.clone()));
+        let page = render_as(representation, &self.inner.identity, &links, &entries)?;
+        let page = Arc::new(Rendered::new(
+            representation,
+            page,
+            etag,
+            entries.first().map(|e| e.updated_us),
+        ));
+        let mut cached = lock(slot);
+        if cached.as_ref().is_none_or(|(at, _)| *at < position) {
+            *cached = Some((position, page.clone()));
         }
         Ok(page)
     }
 
-    /// `GET {path}/archive/{page}`: an immutable archive page.
-    pub async fn archive(&self, page: i64, request: &HeaderMap) -> Result<Response, Error> {
-        let response = self.archive_response(page, request).await?;
-        self.inner.metrics.count("archive", &response);
+    /// `GET {path}/archive/{page}` (any representation, by `Accept`) or
+    /// `GET {path}{segment}/archive/{page}` (`only` that one): an immutable archive page.
+    pub async fn archive(
+        &self,
+        page: i64,
+        request: &HeaderMap,
+        only: Option<Representation>,
+    ) -> Result<Response, Error> {
+        let (representation, encoding) = match negotiated(request, only) {
+            Ok(c) => c,
+            Err(e) => {
+                self.inner
+                    .metrics
+                    .count("archive", "none", StatusCode::NOT_ACCEPTABLE);
+                return Err(e);
+            }
+        };
+        let mut response = self
+            .archive_response(page, request, representation, encoding)
+            .await?;
+        if only.is_none() && representation != Representation::Atom {
+            let own = self.href(representation, Some(page));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LOCATION, header_value(&own));
+        }
+        self.inner
+            .metrics
+            .count("archive", label(representation), response.status());
         Ok(response)
     }
 
-    async fn archive_response(&self, page: i64, request: &HeaderMap) -> Result<Response, Error> {
+    async fn archive_response(
+        &self,
+        page: i64,
+        request: &HeaderMap,
+        representation: Representation,
+        encoding: Encoding,
+    ) -> Result<Response, Error> {
         let size = self.inner.page_size;
         let full = size.full_pages(self.head_position());
         if page == full + 1 {
@@ -368,8 +498,12 @@ impl Publisher {
             // before it fills, and must keep pointing here after, so the link never changes.
             let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
             let h = response.headers_mut();
-            h.insert(header::LOCATION, header_value(&self.inner.settings.path));
+            h.insert(
+                header::LOCATION,
+                header_value(&self.href(representation, None)),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert(header::VARY, HeaderValue::from_static(VARY));
             return Ok(response);
         }
         if page < 1 || page > full {
@@ -377,31 +511,30 @@ impl Publisher {
                 "archive page {page} does not exist; pages 1 to {full} are full"
             )));
         }
-        let rendered = self.archive_page(page).await?;
+        let rendered = self.archive_page(representation, page).await?;
+        let quoted = quoted_etag(&rendered.etag, encoding);
         let validators = Validators {
-            etag: rendered.etag.to_str().unwrap_or_default(),
-            last_modified: rendered
-                .last_modified
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .and_then(|s| httpdate::parse_http_date(s).ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs() as i64),
+            etag: &quoted,
+            last_modified: rendered.last_modified_secs,
             second_is_ambiguous: false,
             now: self.inner.clock.now().timestamp(),
         };
         if not_modified(request, validators) {
-            let mut response = StatusCode::NOT_MODIFIED.into_response();
-            let h = response.headers_mut();
-            h.insert(header::ETAG, rendered.etag.clone());
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-            return Ok(response);
+            return Ok(not_modified_response(
+                header_value(&quoted),
+                rendered.last_modified.clone(),
+                IMMUTABLE,
+            ));
         }
-        Ok(page_response(&rendered, IMMUTABLE))
+        Ok(self.page_response(&rendered, encoding, IMMUTABLE))
     }
 
-    async fn archive_page(&self, page: i64) -> Result<Arc<Rendered>, Error> {
-        if let Some(hit) = lock(&self.inner.archives).get(&page) {
+    async fn archive_page(
+        &self,
+        representation: Representation,
+        page: i64,
+    ) -> Result<Arc<Rendered>, Error> {
+        if let Some(hit) = lock(&self.inner.archives).get(&(representation, page)) {
             return Ok(hit.clone());
         }
         let size = self.inner.page_size;
@@ -415,47 +548,141 @@ impl Publisher {
             });
         }
         let links = PageLinks {
-            self_href: self.archive_href(page),
-            prev_archive: (page > 1).then(|| self.archive_href(page - 1)),
+            self_href: self.href(representation, Some(page)),
+            prev_archive: (page > 1).then(|| self.href(representation, Some(page - 1))),
             // Always present, so the page is complete the moment it fills.
-            next_archive: Some(self.archive_href(page + 1)),
-            current: Some(self.inner.settings.path.clone()),
+            next_archive: Some(self.href(representation, Some(page + 1))),
+            current: Some(self.href(representation, None)),
             archive: true,
+            alternates: self.alternates(representation, Some(page)),
         };
-        let body = render(&self.inner.identity, &links, &entries)?;
-        let digest = Sha256::digest(&body);
-        let etag = format!("\"a{page}-{:x}\"", digest);
-        let rendered = Arc::new(Rendered {
-            body: Bytes::from(body),
-            etag: header_value(&etag),
-            last_modified: entries
-                .first()
-                .map(|e| http_date(e.updated_us.div_euclid(1_000_000))),
-        });
-        lock(&self.inner.archives).put(page, rendered.clone());
+        let rendered = render_as(representation, &self.inner.identity, &links, &entries)?;
+        let digest = Sha256::digest(&rendered.body);
+        let etag = format!("a{}{page}-{:x}", representation.tag(), digest);
+        let rendered = Arc::new(Rendered::new(
+            representation,
+            rendered,
+            etag,
+            entries.first().map(|e| e.updated_us),
+        ));
+        lock(&self.inner.archives).put((representation, page), rendered.clone());
         Ok(rendered)
     }
 
-    fn archive_href(&self, page: i64) -> String {
-        format!("{}/archive/{page}", self.inner.settings.path)
+    /// The URL path of a page (`None`: the subscription document) in `representation`.
+    fn href(&self, representation: Representation, page: Option<i64>) -> String {
+        let base = &self.inner.settings.path;
+        let segment = representation.segment();
+        match page {
+            None => format!("{base}{segment}"),
+            Some(n) => format!("{base}{segment}/archive/{n}"),
+        }
+    }
+
+    /// The same page in every other representation.
+    fn alternates(
+        &self,
+        representation: Representation,
+        page: Option<i64>,
+    ) -> Vec<(Representation, String)> {
+        Representation::ALL
+            .into_iter()
+            .filter(|r| *r != representation)
+            .map(|r| (r, self.href(r, page)))
+            .collect()
+    }
+
+    fn page_response(
+        &self,
+        page: &Rendered,
+        encoding: Encoding,
+        cache_control: &'static str,
+    ) -> Response {
+        let (body, encoding) = page.body(encoding, &self.inner.metrics);
+        let mut response = body.into_response();
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(page.representation.content_type()),
+        );
+        if encoding != Encoding::Identity {
+            h.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(encoding.token()),
+            );
+        }
+        h.insert(
+            header::ETAG,
+            header_value(&quoted_etag(&page.etag, encoding)),
+        );
+        if let Some(lm) = &page.last_modified {
+            h.insert(header::LAST_MODIFIED, lm.clone());
+        }
+        if let Some(links) = &page.link_header {
+            h.insert(header::LINK, links.clone());
+        }
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+        h.insert(header::VARY, HeaderValue::from_static(VARY));
+        response
     }
 }
 
-fn page_response(page: &Rendered, cache_control: &'static str) -> Response {
-    let mut response = page.body.clone().into_response();
+/// Every feed response depends on both: the representation (generic URLs choose by `Accept`,
+/// specific ones answer `406` to an `Accept` they cannot satisfy) and the coding.
+const VARY: &str = "Accept, Accept-Encoding";
+
+/// The representation and coding a request gets, or why it gets none.
+fn negotiated(
+    request: &HeaderMap,
+    only: Option<Representation>,
+) -> Result<(Representation, Encoding), Error> {
+    let text = |name| {
+        request
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let offered = match &only {
+        Some(r) => std::slice::from_ref(r),
+        None => &Representation::ALL[..],
+    };
+    let representation = negotiate::representation(text(header::ACCEPT), offered)
+        .map_err(|e| Error::NotAcceptable(e.0))?;
+    let encoding = negotiate::encoding(text(header::ACCEPT_ENCODING))
+        .map_err(|e| Error::NotAcceptable(e.0))?;
+    Ok((representation, encoding))
+}
+
+fn label(representation: Representation) -> &'static str {
+    match representation {
+        Representation::Atom => "atom",
+        Representation::AtomInline => "inline",
+        Representation::Events => "events",
+    }
+}
+
+fn quoted_etag(etag: &str, encoding: Encoding) -> String {
+    format!("\"{etag}{}\"", encoding.etag_suffix())
+}
+
+fn not_modified_response(
+    etag: HeaderValue,
+    last_modified: Option<HeaderValue>,
+    cache_control: &'static str,
+) -> Response {
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(ATOM_CONTENT_TYPE),
-    );
-    h.insert(header::ETAG, page.etag.clone());
-    if let Some(lm) = &page.last_modified {
-        h.insert(header::LAST_MODIFIED, lm.clone());
+    h.insert(header::ETAG, etag);
+    if let Some(lm) = last_modified {
+        h.insert(header::LAST_MODIFIED, lm);
     }
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
+    h.insert(header::VARY, HeaderValue::from_static(VARY));
     response
 }
 

@@ -23,6 +23,9 @@ pub struct NewEntry {
     /// Where the details live: an absolute path (resolved against the feed's URL, so it stays
     /// right behind a path-preserving proxy) or an absolute URL.
     pub link: String,
+    /// The details document as it is at this event (JSON), published inline by the
+    /// representations that carry details; `None` publishes the link alone.
+    pub details: Option<String>,
 }
 
 /// An entry as stored and published.
@@ -35,6 +38,7 @@ pub struct StoredEntry {
     pub category: String,
     pub link: String,
     pub updated_us: i64,
+    pub details: Option<String>,
 }
 
 /// The result of an append, to hand to the publisher once the transaction has committed.
@@ -47,7 +51,7 @@ pub struct Appended {
 }
 
 /// Rows per multi-row insert when appending.
-const APPEND_CHUNK: usize = crate::db::rows_per_statement(7);
+const APPEND_CHUNK: usize = crate::db::rows_per_statement(8);
 
 /// Appends `entries`, in order, inside `tx`; `None` when there are none.
 ///
@@ -86,8 +90,8 @@ pub async fn append(
     for chunk in entries.chunks(APPEND_CHUNK) {
         let sql = format!(
             "INSERT INTO feed_entries (position, entry_id, title, summary, category, link, \
-             updated_us) VALUES {}",
-            crate::db::values_placeholders(chunk.len(), 7)
+             updated_us, details) VALUES {}",
+            crate::db::values_placeholders(chunk.len(), 8)
         );
         let mut query = sqlx::query(&sql);
         for entry in chunk {
@@ -99,7 +103,8 @@ pub async fn append(
                 .bind(&entry.summary)
                 .bind(&entry.category)
                 .bind(&entry.link)
-                .bind(updated_us);
+                .bind(updated_us)
+                .bind(entry.details.as_deref());
         }
         query.execute(&mut *conn).await?;
     }
@@ -173,7 +178,7 @@ pub async fn identity(db: &Db, legacy_id: Option<&str>) -> Result<(String, i64),
 /// Entries with positions in `from..=to`, newest first.
 pub async fn range(db: &Db, from: Position, to: Position) -> Result<Vec<StoredEntry>, Error> {
     let rows = sqlx::query_as(
-        "SELECT position, entry_id, title, summary, category, link, updated_us \
+        "SELECT position, entry_id, title, summary, category, link, updated_us, details \
          FROM feed_entries WHERE position >= $1 AND position <= $2 ORDER BY position DESC",
     )
     .bind(from)

@@ -1,11 +1,12 @@
-//! `/order/feed`: the order events as Atom, with RFC 5005 archive pages and long polling.
+//! `/order/feed`: the order events as Atom, with RFC 5005 archive pages and long polling, in
+//! every representation: by `Accept` at the generic URLs, or at each representation's own.
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use common::feed::requested_wait;
+use common::feed::{requested_wait, Representation};
 use serde::Deserialize;
 
 use crate::openapi::Problem;
@@ -15,6 +16,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/order/feed", get(head))
         .route("/order/feed/archive/{page}", get(archive))
+        .route("/order/feed/inline", get(inline_head))
+        .route("/order/feed/inline/archive/{page}", get(inline_archive))
+        .route("/order/feed/events", get(events_head))
+        .route("/order/feed/events/archive/{page}", get(events_archive))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -24,7 +29,7 @@ pub(crate) struct HeadQuery {
 }
 
 /// The subscription document (RFC 4287 Atom, RFC 5005 paging), with conditional GET and long
-/// polling.
+/// polling; `Accept` picks the representation (Atom with links by default).
 #[utoipa::path(get, path = "/order/feed", tag = "feed", params(HeadQuery,
         ("If-None-Match" = Option<String>, Header), ("If-Modified-Since" = Option<String>, Header),
         ("Prefer" = Option<String>, Header, description = "wait=N: long poll")),
@@ -33,14 +38,53 @@ pub(crate) struct HeadQuery {
          headers(("ETag" = String), ("Last-Modified" = String), ("Cache-Control" = String))),
         (status = 304, description = "Unchanged"),
         (status = 400, description = "Malformed wait", body = Problem, content_type = "application/problem+json"),
+        (status = 406, description = "No representation matches Accept", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn head(
     State(state): State<AppState>,
     Query(query): Query<HeadQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let wait = requested_wait(&headers, query.wait.as_deref()).map_err(Error::BadRequest)?;
-    Ok(state.feed.head(&headers, wait, &state.shutdown).await?)
+    serve_head(&state, &headers, &query, None).await
+}
+
+/// The subscription document with each entry's details inline (`<content type="application/json">`).
+#[utoipa::path(get, path = "/order/feed/inline", tag = "feed", params(HeadQuery),
+    responses((status = 200, content_type = "application/atom+xml;details=inline", body = String),
+        (status = 304, description = "Unchanged"),
+        (status = 406, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn inline_head(
+    State(state): State<AppState>,
+    Query(query): Query<HeadQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    serve_head(&state, &headers, &query, Some(Representation::AtomInline)).await
+}
+
+/// The subscription document as a CloudEvents JSON batch; paging links in `Link`.
+#[utoipa::path(get, path = "/order/feed/events", tag = "feed", params(HeadQuery),
+    responses((status = 200, content_type = "application/cloudevents-batch+json", body = String),
+        (status = 304, description = "Unchanged"),
+        (status = 406, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn events_head(
+    State(state): State<AppState>,
+    Query(query): Query<HeadQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    serve_head(&state, &headers, &query, Some(Representation::Events)).await
+}
+
+async fn serve_head(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &HeadQuery,
+    only: Option<Representation>,
+) -> Result<Response, Error> {
+    let wait = requested_wait(headers, query.wait.as_deref()).map_err(Error::BadRequest)?;
+    Ok(state
+        .feed
+        .head(headers, only, wait, &state.shutdown)
+        .await?)
 }
 
 /// An immutable archive page.
@@ -57,5 +101,37 @@ pub(crate) async fn archive(
     Path(page): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    Ok(state.feed.archive(page, &headers).await?)
+    Ok(state.feed.archive(page, &headers, None).await?)
+}
+
+/// An immutable archive page with details inline.
+#[utoipa::path(get, path = "/order/feed/inline/archive/{page}", tag = "feed",
+    params(("page" = i64, Path, description = "Archive page number, from 1")),
+    responses((status = 200, content_type = "application/atom+xml;details=inline", body = String),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn inline_archive(
+    State(state): State<AppState>,
+    Path(page): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    Ok(state
+        .feed
+        .archive(page, &headers, Some(Representation::AtomInline))
+        .await?)
+}
+
+/// An immutable archive page as a CloudEvents JSON batch.
+#[utoipa::path(get, path = "/order/feed/events/archive/{page}", tag = "feed",
+    params(("page" = i64, Path, description = "Archive page number, from 1")),
+    responses((status = 200, content_type = "application/cloudevents-batch+json", body = String),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn events_archive(
+    State(state): State<AppState>,
+    Path(page): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    Ok(state
+        .feed
+        .archive(page, &headers, Some(Representation::Events))
+        .await?)
 }
