@@ -59,6 +59,11 @@ pub struct ConsumerArgs {
     #[arg(long, env = "KEEP_HANDLED", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(100..))]
     pub keep_handled: u32,
+    /// Where entry details come from: `inline` uses details the feed carries in its entries
+    /// (following the head's inline-details representation when it has one) and fetches the
+    /// link otherwise; `link` always fetches the link.
+    #[arg(long, env = "DETAILS", default_value = "inline", value_enum)]
+    pub details: crate::consumer::DetailsMode,
 }
 
 impl ConsumerArgs {
@@ -68,6 +73,7 @@ impl ConsumerArgs {
         crate::consumer::ConsumerSettings {
             name: name.to_owned(),
             feed_url: self.feed_url.clone().unwrap_or(feed_url),
+            details: self.details,
             poll_interval: self.poll_interval,
             long_poll: (!self.long_poll.is_zero()).then_some(self.long_poll),
             limits: crate::consumer::ClientLimits {
@@ -98,6 +104,7 @@ impl ConsumerArgs {
             fetch_concurrency: 8,
             lease_ttl: Duration::from_secs(5),
             keep_handled: 10_000,
+            details: crate::consumer::DetailsMode::Inline,
         }
     }
 }

@@ -60,8 +60,11 @@ pub struct ConsumerApp {
 }
 
 /// Fast timeouts and retries, so fault tests finish quickly.
+/// Fast test settings, details by link: most tests count and fault details requests. Inline
+/// details (the default outside tests) have tests of their own (`representations`).
 pub fn test_args(feed_url: &str) -> ConsumerArgs {
     ConsumerArgs {
+        details: common::consumer::DetailsMode::Link,
         poll_interval: Duration::from_millis(100),
         http_timeout: Duration::from_millis(500),
         http_connect_timeout: Duration::from_millis(500),

@@ -83,12 +83,34 @@ pub trait Projection: Send + Sync + 'static {
     fn describe(details: &Self::Details) -> String;
 }
 
+/// Where a consumer takes each entry's details from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetailsMode {
+    /// From the entry when it carries them inline (and from the feed's inline-details
+    /// representation when its head advertises one), else by the entry's link.
+    Inline,
+    /// Always by the entry's link, one request per entry.
+    Link,
+}
+
+impl DetailsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetailsMode::Inline => "inline",
+            DetailsMode::Link => "link",
+        }
+    }
+}
+
 /// How a consumer polls.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     /// Names this consumer in log lines (`invoicing`, `shipping`).
     pub name: String,
+    /// The feed as configured; see [`Consumer::polled_url`] for the representation polled.
     pub feed_url: Url,
+    pub details: DetailsMode,
     pub poll_interval: Duration,
     /// Long-poll the head for up to this long between polls (`None`: plain polling).
     pub long_poll: Option<Duration>,
@@ -258,6 +280,9 @@ struct Inner<P: Projection> {
     /// Held for a whole poll: one poll at a time. Holds the validators of the last complete
     /// poll, which are only replaced once every entry it found was handled.
     polling: tokio::sync::Mutex<client::Validators>,
+    /// The subscription document polled: the configured one, or its inline-details
+    /// alternate once the head advertised it (details `inline`).
+    polled_url: Mutex<Url>,
     status: Mutex<Status>,
     wake: Notify,
     shutdown: CancellationToken,
@@ -285,6 +310,7 @@ impl<P: Projection> Consumer<P> {
         shutdown: CancellationToken,
     ) -> Result<Consumer<P>, Error> {
         let client = FeedClient::new(&settings.feed_url, settings.limits.clone())?;
+        let polled_url = Mutex::new(settings.feed_url.clone());
         let lease = lease::Lease::new(db.clone(), &settings.name, settings.lease_ttl)?;
         Ok(Consumer {
             inner: Arc::new(Inner {
@@ -295,6 +321,7 @@ impl<P: Projection> Consumer<P> {
                 client,
                 settings,
                 polling: tokio::sync::Mutex::new(client::Validators::default()),
+                polled_url,
                 status: Mutex::new(Status::default()),
                 wake: Notify::new(),
                 shutdown,
@@ -308,6 +335,11 @@ impl<P: Projection> Consumer<P> {
 
     pub fn settings(&self) -> &ConsumerSettings {
         &self.inner.settings
+    }
+
+    /// The subscription document this consumer polls (see [`DetailsMode::Inline`]).
+    pub fn polled_url(&self) -> Url {
+        lock(&self.inner.polled_url).clone()
     }
 
     /// Keeps the lease and polls every interval (longer after failures, shorter with long
@@ -361,10 +393,11 @@ impl<P: Projection> Consumer<P> {
                 pause = settings.backoff.delay(failures).max(settings.poll_interval);
             } else if let Some(wait) = long_poll {
                 let validators = self.inner.polling.lock().await.clone();
+                let polled = self.polled_url();
                 let waited = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = self.inner.wake.notified() => continue,
-                    w = self.inner.client.wait_for_change(&settings.feed_url, &validators, wait) => w,
+                    w = self.inner.client.wait_for_change(&polled, &validators, wait) => w,
                 };
                 match waited {
                     Ok(client::Waited::Changed(head)) => {

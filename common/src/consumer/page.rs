@@ -41,6 +41,9 @@ pub struct FeedEntry {
     pub categories: Vec<String>,
     /// The details link resolved against the entry's base URI, or why there is none usable.
     pub link: Result<Url, String>,
+    /// Inline details: the text of `<content>` of a JSON media type without `src` (Base64
+    /// as RFC 4287 §4.1.3.3 asks, or, from lenient publishers, the JSON itself), undecoded.
+    pub inline: Option<String>,
 }
 
 impl FeedEntry {
@@ -64,6 +67,9 @@ pub struct FeedPage {
     pub current: Option<Url>,
     /// RFC 5005 §4: `<fh:archive/>` marks a page that will not change.
     pub archive: bool,
+    /// The same page with details inline: a feed-level `link rel="alternate"` of type
+    /// `application/atom+xml;details=inline`.
+    pub inline_alternate: Option<Url>,
 }
 
 impl FeedPage {
@@ -131,6 +137,7 @@ enum Field {
     FeedId,
     EntryId,
     EntryUpdated,
+    EntryContent,
 }
 
 struct Frame {
@@ -156,6 +163,7 @@ struct EntryBuilder {
     updated: Option<String>,
     categories: Vec<String>,
     details: Candidates,
+    inline: Option<String>,
 }
 
 struct Reader<'a> {
@@ -189,6 +197,7 @@ impl<'a> Reader<'a> {
                 next_archive: None,
                 current: None,
                 archive: false,
+                inline_alternate: None,
             },
             entry: None,
             feed_id: None,
@@ -348,15 +357,19 @@ impl<'a> Reader<'a> {
                         entry_link(entry, &attrs, &base);
                         Role::Other
                     }
-                    b"content" => {
-                        if let Some(src) = attrs.get("src") {
+                    b"content" => match attrs.get("src") {
+                        Some(src) => {
                             entry
                                 .details
                                 .content_src
                                 .get_or_insert_with(|| resolve(&base, src));
+                            Role::Other
                         }
-                        Role::Other
-                    }
+                        None if attrs.get("type").is_some_and(is_json) => {
+                            Role::Text(Field::EntryContent)
+                        }
+                        None => Role::Other,
+                    },
                     _ => Role::Other,
                 }
             }
@@ -380,6 +393,7 @@ impl<'a> Reader<'a> {
                     (Field::FeedId, _) => &mut self.feed_id,
                     (Field::EntryId, Some(entry)) => &mut entry.id,
                     (Field::EntryUpdated, Some(entry)) => &mut entry.updated,
+                    (Field::EntryContent, Some(entry)) => &mut entry.inline,
                     (_, None) => return Ok(()),
                 };
                 // The first occurrence counts; RFC 4287 allows exactly one.
@@ -428,6 +442,9 @@ impl<'a> Reader<'a> {
             "prev-archive" => &mut self.page.prev_archive,
             "next-archive" => &mut self.page.next_archive,
             "current" => &mut self.page.current,
+            "alternate" if attrs.get("type").is_some_and(is_inline_atom) => {
+                &mut self.page.inline_alternate
+            }
             _ => return,
         };
         if slot.is_none() {
@@ -483,6 +500,7 @@ fn finish_entry(index: usize, e: EntryBuilder) -> Result<FeedEntry, String> {
         updated_us,
         categories: e.categories,
         link,
+        inline: e.inline.filter(|text| !text.is_empty()),
     })
 }
 
@@ -509,6 +527,19 @@ fn is_json(media_type: &str) -> bool {
         .trim()
         .to_ascii_lowercase();
     essence == "application/json" || essence.ends_with("+json")
+}
+
+/// `application/atom+xml;details=inline`, whatever the spacing, case and quoting.
+fn is_inline_atom(media_type: &str) -> bool {
+    let mut parts = media_type.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/atom+xml")
+        && parts.any(|p| {
+            p.split_once('=').is_some_and(|(n, v)| {
+                n.trim().eq_ignore_ascii_case("details")
+                    && v.trim().trim_matches('"').eq_ignore_ascii_case("inline")
+            })
+        })
 }
 
 fn namespace(ns: ResolveResult<'_>) -> Result<Vec<u8>, String> {

@@ -55,7 +55,7 @@ impl<P: Projection> Consumer<P> {
         handled: &mut u64,
         head: Option<client::Fetched>,
     ) -> Result<bool, PollError> {
-        let feed_url = &self.inner.settings.feed_url;
+        let feed_url = &self.polled_url();
         let head = match head {
             Some(head) => head,
             None => match self.inner.client.page(feed_url, validators).await? {
@@ -70,6 +70,7 @@ impl<P: Projection> Consumer<P> {
             },
         };
         let head_page = page::parse(&head.url, &head.body).map_err(PollError::Refused)?;
+        let (head, head_page) = self.follow_inline(head, head_page).await?;
         match self.poll_page(head_page, handled).await {
             Err(PollError::Stopped(stop)) => {
                 // Re-examined only when the head changes, so a stopped consumer polls cheaply.
@@ -84,6 +85,44 @@ impl<P: Projection> Consumer<P> {
                 Ok(true)
             }
         }
+    }
+
+    /// With details `inline`, a head that advertises the same feed with details inline (on
+    /// the feed's origin) is followed from then on: one request per page instead of one per
+    /// entry. Returns the head to work with.
+    async fn follow_inline(
+        &self,
+        head: client::Fetched,
+        page: FeedPage,
+    ) -> Result<(client::Fetched, FeedPage), PollError> {
+        let inline = match &page.inline_alternate {
+            Some(url)
+                if self.inner.settings.details == super::DetailsMode::Inline
+                    && *url != page.url
+                    && self.inner.client.allowed(url) =>
+            {
+                url.clone()
+            }
+            _ => return Ok((head, page)),
+        };
+        let fetched = match self
+            .inner
+            .client
+            .page(&inline, &client::Validators::default())
+            .await?
+        {
+            client::Conditional::Modified(f) => f,
+            client::Conditional::NotModified => return Err(PollError::UnaskedNotModified(inline)),
+        };
+        let inline_page = page::parse(&fetched.url, &fetched.body).map_err(PollError::Refused)?;
+        if inline_page.feed_id != page.feed_id {
+            // Not the same feed after all: keep reading the one configured.
+            tracing::warn!(alternate = %inline, "the inline-details alternate is another feed; ignored");
+            return Ok((head, page));
+        }
+        tracing::info!(feed = %page.url, inline = %inline, "following the feed's inline-details representation");
+        *lock(&self.inner.polled_url) = inline;
+        Ok((fetched, inline_page))
     }
 
     /// Everything after the head was fetched: the feed's identity, the walk back to the
@@ -113,7 +152,7 @@ impl<P: Projection> Consumer<P> {
         if let (Some((id, updated_us)), false) = (anchor, walk.found) {
             if !walk.superseded {
                 return Err(PollError::Stopped(Stop::CheckpointLost {
-                    url: self.inner.settings.feed_url.to_string(),
+                    url: self.polled_url().to_string(),
                     entry_id: id.to_owned(),
                     updated: crate::clock::rfc3339(crate::clock::from_micros(updated_us)),
                 }));
@@ -318,6 +357,11 @@ impl<P: Projection> Consumer<P> {
         &self,
         entry: &FeedEntry,
     ) -> Result<Result<P::Details, String>, PollError> {
+        if let (super::DetailsMode::Inline, Some(inline)) =
+            (self.inner.settings.details, &entry.inline)
+        {
+            return Ok(self.inline_details(entry, inline));
+        }
         let url = match &entry.link {
             Ok(url) => url,
             Err(reason) => return Ok(Err(reason.clone())),
@@ -349,6 +393,31 @@ impl<P: Projection> Consumer<P> {
                 }
             }
         }
+    }
+
+    /// Decodes and checks details an entry carries inline, exactly as fetched ones are: the
+    /// same size limit (on the decoded bytes), the same parser and bounds, the same check.
+    fn inline_details(&self, entry: &FeedEntry, text: &str) -> Result<P::Details, String> {
+        let max = self.inner.settings.limits.max_details_bytes;
+        let what = format!("entry {} inline details", entry.id);
+        // Base64 is 4 bytes per 3: refuse before decoding what cannot fit.
+        if text.len() / 4 * 3 > max + 3 {
+            return Err(format!("{what}: over the limit of {max} bytes"));
+        }
+        let bytes = super::details::inline_bytes(text).map_err(|e| format!("{what}: {e}"))?;
+        if bytes.len() > max {
+            return Err(format!(
+                "{what}: {} bytes exceed the limit of {max}",
+                bytes.len()
+            ));
+        }
+        let url = match &entry.link {
+            Ok(url) => url.clone(),
+            Err(_) => self.polled_url(),
+        };
+        super::details::parse::<P::Details>(&url, &bytes)
+            .and_then(|d| self.inner.projection.check(&d).map(|()| d))
+            .map_err(|r| format!("{what}: {r}"))
     }
 
     /// Applies a batch; a database failure is retried (the transaction rolled back whole).

@@ -19,6 +19,10 @@ pub struct RetryResult {
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerReport {
     pub feed_url: String,
+    /// The representation of the feed polled: `feedUrl`, or its inline-details alternate.
+    pub polled_url: String,
+    /// Where details come from: `inline` or `link` (`DETAILS`).
+    pub details: &'static str,
     pub checkpoint: CheckpointReport,
     pub last_poll: Option<PollReport>,
     pub consecutive_failures: u32,
@@ -63,6 +67,8 @@ impl<P: Projection> Consumer<P> {
             .then_some((status.head_updated_us - checkpoint.entry_updated_us).max(0) as f64 / 1e6);
         Ok(ConsumerReport {
             feed_url: self.inner.settings.feed_url.to_string(),
+            polled_url: self.polled_url().to_string(),
+            details: self.inner.settings.details.as_str(),
             checkpoint: CheckpointReport {
                 entry_id: checkpoint.entry_id,
                 entry_updated: (checkpoint.entry_updated_us > 0)

@@ -72,6 +72,16 @@ pub fn panel(report: &ConsumerReport, prefix: &str) -> Markup {
             dl style="margin-top:1rem" {
                 dt { "Feed" }
                 dd { a href=(report.feed_url) { (report.feed_url) } }
+                dt { "Details" }
+                dd {
+                    @if report.polled_url != report.feed_url {
+                        "inline, from " a href=(report.polled_url) { (report.polled_url) }
+                    } @else if report.details == "inline" {
+                        "inline when entries carry them, else by link"
+                    } @else {
+                        "by link, one request per entry"
+                    }
+                }
                 dt { "Checkpoint" }
                 dd {
                     @match &report.checkpoint.entry_id {
