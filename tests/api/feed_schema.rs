@@ -71,6 +71,7 @@ async fn every_kind_of_page_validates_against_the_rfc_4287_schema() {
 
     let empty = app.get("/order/feed").await;
     assert_valid("empty-head", &empty);
+    assert_valid("empty-inline-head", &app.get("/order/feed/inline").await);
     let created = empty.feed().updated().timestamp();
     assert!(
         created > 1_700_000_000,
@@ -91,6 +92,15 @@ async fn every_kind_of_page_validates_against_the_rfc_4287_schema() {
         app.place(1 + i % 3).await;
     }
     assert_valid("head", &app.get("/order/feed").await);
+    // Every Atom representation: details inline too.
+    assert_valid("inline-head", &app.get("/order/feed/inline").await);
+    for page in 1..=2 {
+        let inline = app.get(&format!("/order/feed/inline/archive/{page}")).await;
+        assert_valid(&format!("inline-archive-{page}"), &inline);
+        assert!(inline
+            .text()
+            .contains(r#"<content type="application/json">"#));
+    }
     for page in 1..=2 {
         let archive = app.get(&format!("/order/feed/archive/{page}")).await;
         assert_valid(&format!("archive-{page}"), &archive);

@@ -34,6 +34,11 @@ pub struct Dialect {
     pub last_modified_only: bool,
     /// Writes times with a `+02:00` offset and no fractions.
     pub offsets: bool,
+    /// Carries the details inline as Base64 `<content type="application/json">` (RFC 4287
+    /// §4.1.3.3), besides the link.
+    pub inline_base64: bool,
+    /// Carries the details inline as the JSON text itself, and no link at all.
+    pub inline_json_only: bool,
 }
 
 /// One entry revision in the feed.
@@ -52,6 +57,10 @@ pub struct Publisher {
     pub feed_id: String,
     pub page_size: usize,
     pub events: Vec<Event>,
+    /// Details documents served so far.
+    pub detail_requests: usize,
+    /// Orders whose inline content is written broken (not Base64, not JSON).
+    pub broken_inline: Vec<i64>,
 }
 
 pub type Shared = Arc<Mutex<Publisher>>;
@@ -65,6 +74,8 @@ impl Publisher {
             feed_id: "urn:uuid:3f0c2d1e-0000-4000-8000-00000000feed".into(),
             page_size,
             events: Vec::new(),
+            detail_requests: 0,
+            broken_inline: Vec::new(),
         }))
     }
 
@@ -191,7 +202,23 @@ impl Publisher {
             } else {
                 ""
             };
-            let link = if d.content_src {
+            let json = order_json(e.order, e.version, e.cancelled).to_string();
+            let broken = self.broken_inline.contains(&e.order);
+            let inline = if broken && !d.inline_json_only {
+                format!(r#"<{p}content type="application/json">%%% not base64 %%%</{p}content>"#)
+            } else if d.inline_base64 {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&json);
+                format!(r#"<{p}content type="application/json">{b64}</{p}content>"#)
+            } else {
+                String::new()
+            };
+            let link = if d.inline_json_only && broken {
+                format!(r#"<{p}content type="application/json">%%% not JSON %%%</{p}content>"#)
+            } else if d.inline_json_only {
+                let text = json.replace('&', "&amp;").replace('<', "&lt;");
+                format!(r#"<{p}content type="application/json">{text}</{p}content>"#)
+            } else if d.content_src {
                 format!(r#"<{p}content type="application/json" src="{details}"/>"#)
             } else {
                 format!(r#"<{p}link rel="alternate" type="application/json" href="{details}"/>"#)
@@ -204,7 +231,7 @@ impl Publisher {
             out.push_str(&format!(
                 r#"
 <{p}entry{entry_base}><{p}id>{}</{p}id><{p}title>Order {} {verb}</{p}title><{p}updated>{}</{p}updated>
-<{p}category term="{term}"/>{link}</{p}entry>"#,
+<{p}category term="{term}"/>{link}{inline}</{p}entry>"#,
                 e.id,
                 e.order,
                 self.time(e.second)
@@ -282,7 +309,8 @@ fn page_response(p: &Shared, page: Option<usize>, headers: &HeaderMap) -> Respon
 }
 
 async fn details(State(p): State<Shared>, Path((order, version)): Path<(i64, i64)>) -> Response {
-    let p = p.lock().unwrap();
+    let mut p = p.lock().unwrap();
+    p.detail_requests += 1;
     match p
         .events
         .iter()
@@ -333,6 +361,7 @@ async fn each_dialect_of_another_publisher_is_read_correctly() {
         tag_ids: true,
         last_modified_only: true,
         offsets: true,
+        ..Dialect::default()
     };
     let dialects = [
         Dialect::default(),

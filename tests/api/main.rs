@@ -25,4 +25,5 @@ mod orders;
 mod outage;
 mod process;
 mod rebuild;
+mod representations;
 mod ui;

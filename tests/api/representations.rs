@@ -1,0 +1,513 @@
+//! Feed representations (Atom with links, Atom with details inline, CloudEvents JSON), how
+//! requests choose them and their codings, and consumers that use inline details.
+
+use std::io::Read as _;
+use std::sync::Arc;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::consumer_helpers::{spawn_consumer, spawn_consumer_on, test_args, ConsumerApp, Kind};
+use crate::foreign_feed::{self, Dialect, Publisher};
+use crate::helpers::{fresh_db, reply, spawn_order, OrderApp, OrderOptions, Reply};
+
+/// A client that neither asks for nor decodes codings by itself, to see the bytes on the wire.
+fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_gzip()
+        .no_zstd()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn raw_get(app: &OrderApp, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = raw_client().get(app.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    reply(req.send().await.unwrap()).await
+}
+
+/// An order service (page size 5) with `n` placements and the cancellation of order 2.
+async fn order_with(n: usize) -> Arc<OrderApp> {
+    let app = Arc::new(spawn_order(OrderOptions::default()).await);
+    for i in 0..n {
+        app.place(1 + (i as i64) % 4).await;
+    }
+    assert_eq!(app.cancel(2).await.status, StatusCode::OK);
+    app
+}
+
+fn inline_args(feed: &str) -> common::config::ConsumerArgs {
+    common::config::ConsumerArgs {
+        details: common::consumer::DetailsMode::Inline,
+        ..test_args(feed)
+    }
+}
+
+async fn inline_consumer(kind: Kind, feed: &str) -> ConsumerApp {
+    let db = fresh_db(&format!("{kind:?}-inline").to_lowercase()).await;
+    spawn_consumer_on(kind, db, inline_args(feed)).await
+}
+
+/// The decoded inline documents of an Atom page, by entry, in document order.
+fn inline_documents(page: &Reply) -> Vec<Value> {
+    page.feed()
+        .entries()
+        .iter()
+        .map(|e| {
+            let content = e.content().expect("inline content");
+            assert_eq!(content.content_type(), Some("application/json"));
+            let text = content.value().expect("content text");
+            let json = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .expect("Base64, as RFC 4287 §4.1.3.3 requires");
+            serde_json::from_slice(&json).expect("JSON")
+        })
+        .collect()
+}
+
+fn ids(page: &Reply) -> Vec<String> {
+    page.feed()
+        .entries()
+        .iter()
+        .map(|e| e.id().to_owned())
+        .collect()
+}
+
+fn event_ids(page: &Reply) -> Vec<String> {
+    page.json()
+        .as_array()
+        .expect("a CloudEvents batch is an array")
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A consumer pointed at the usual feed URL finds the inline representation from the head,
+/// catches up through archives with no details request at all, and ends with exactly the
+/// copies a consumer fetching every link makes.
+#[tokio::test]
+async fn inline_consumers_catch_up_without_a_single_details_request() {
+    let order = order_with(17).await;
+    let feed = order.url("/order/feed");
+
+    let inline = inline_consumer(Kind::Invoicing, &feed).await;
+    let report = inline.poll_ok().await;
+    assert_eq!(report["handled"], 18);
+    assert_eq!(order.detail_requests(), 0, "details came inline");
+    let state = inline.report().await;
+    assert_eq!(state["details"], "inline");
+    assert_eq!(state["polledUrl"], order.url("/order/feed/inline"));
+    assert_eq!(state["parked"]["count"], 0);
+    assert_eq!(state["lag"]["entries"], 0);
+
+    let by_link = spawn_consumer(Kind::Invoicing, &feed).await;
+    by_link.poll_ok().await;
+    assert_eq!(
+        order.detail_requests(),
+        18,
+        "DETAILS=link fetches every entry"
+    );
+    assert_eq!(by_link.report().await["polledUrl"], feed);
+    assert_eq!(inline.copies().await, by_link.copies().await);
+
+    // New entries, then an unchanged head: the inline head is polled conditionally.
+    order.place(3).await;
+    assert_eq!(inline.poll_ok().await["handled"], 1);
+    assert_eq!(inline.poll().await["status"], "not-modified");
+    assert_eq!(order.detail_requests(), 18);
+    let invoice = inline.get("/invoicing/invoices/2").await.json();
+    assert_eq!(invoice["status"], "cancelled");
+}
+
+/// A consumer that is told to read links reads links, even from the inline representation.
+#[tokio::test]
+async fn details_link_mode_ignores_inline_content() {
+    let order = order_with(3).await;
+    let shipping = spawn_consumer(Kind::Shipping, &order.url("/order/feed/inline")).await;
+    shipping.poll_ok().await;
+    assert_eq!(order.detail_requests(), 4);
+    assert_eq!(shipping.copies().await.len(), 3);
+}
+
+/// Each inline document is the order as it was at that event: the placement shows version 1
+/// placed even after the cancellation, whose entry shows version 2; a full archive page stays
+/// byte for byte the same while later versions of its orders are published.
+#[tokio::test]
+async fn inline_details_are_the_snapshot_of_their_event_and_archives_never_change() {
+    let order = Arc::new(spawn_order(OrderOptions::default()).await);
+    for _ in 0..5 {
+        order.place(1).await;
+    }
+    let archive = order.get("/order/feed/inline/archive/1").await;
+    assert_eq!(archive.status, 200);
+    order.cancel(1).await;
+    order.cancel(3).await;
+
+    let again = order.get("/order/feed/inline/archive/1").await;
+    assert_eq!(again.body, archive.body, "archive pages are immutable");
+    assert_eq!(again.header("etag"), archive.header("etag"));
+    let docs = inline_documents(&archive);
+    let first = docs.iter().find(|d| d["id"] == 1).unwrap();
+    assert_eq!(
+        (first["version"].as_i64(), first["status"].as_str()),
+        (Some(1), Some("placed"))
+    );
+
+    let head = order.get("/order/feed/inline").await;
+    let docs = inline_documents(&head);
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["id"], 3, "newest first");
+    assert_eq!(docs[0]["version"], 2);
+    assert_eq!(docs[0]["status"], "cancelled");
+    // The snapshot is exactly what the details link answered at that version.
+    let now = order.get("/order/orders/3").await.json();
+    assert_eq!(docs[0], now);
+}
+
+/// Every page exists in the three representations with the same entries in the same order,
+/// links to its other representations, and keeps its paging within its own.
+#[tokio::test]
+async fn every_page_has_three_representations_with_the_same_entries() {
+    let order = order_with(12).await;
+    for (atom, inline, events) in [
+        ("/order/feed", "/order/feed/inline", "/order/feed/events"),
+        (
+            "/order/feed/archive/2",
+            "/order/feed/inline/archive/2",
+            "/order/feed/events/archive/2",
+        ),
+    ] {
+        let a = order.get(atom).await;
+        let i = order.get(inline).await;
+        let e = order.get(events).await;
+        assert_eq!(a.header("content-type"), Some("application/atom+xml"));
+        assert_eq!(
+            i.header("content-type"),
+            Some("application/atom+xml;details=inline")
+        );
+        assert_eq!(
+            e.header("content-type"),
+            Some("application/cloudevents-batch+json; charset=utf-8")
+        );
+        assert!(!ids(&a).is_empty());
+        assert_eq!(ids(&a), ids(&i), "{atom}");
+        assert_eq!(ids(&a), event_ids(&e), "{atom}");
+        // Links in every representation keep to it, and name the others.
+        let links = |r: &Reply| -> Vec<(String, String, Option<String>)> {
+            r.feed()
+                .links()
+                .iter()
+                .map(|l| {
+                    (
+                        l.rel().to_owned(),
+                        l.href().to_owned(),
+                        l.mime_type().map(str::to_owned),
+                    )
+                })
+                .collect()
+        };
+        let a_links = links(&a);
+        assert!(a_links.contains(&(
+            "alternate".into(),
+            inline.into(),
+            Some("application/atom+xml;details=inline".into())
+        )));
+        assert!(a_links.contains(&(
+            "alternate".into(),
+            events.into(),
+            Some("application/cloudevents-batch+json".into())
+        )));
+        let i_links = links(&i);
+        assert!(i_links.contains(&(
+            "self".into(),
+            inline.into(),
+            Some("application/atom+xml;details=inline".into())
+        )));
+        assert!(i_links.contains(&(
+            "alternate".into(),
+            atom.into(),
+            Some("application/atom+xml".into())
+        )));
+        let prev = i_links.iter().find(|l| l.0 == "prev-archive").unwrap();
+        assert!(
+            prev.1.starts_with("/order/feed/inline/archive/"),
+            "{prev:?}"
+        );
+        // The JSON batch: the same links in `Link` (RFC 8288), its own validators.
+        let link = e.header("link").unwrap();
+        assert!(
+            link.contains(&format!("<{events}>; rel=\"self\"")),
+            "{link}"
+        );
+        assert!(
+            link.contains("</order/feed/events/archive/") && link.contains("rel=\"prev-archive\""),
+            "{link}"
+        );
+        assert!(
+            link.contains(&format!("<{atom}>; rel=\"alternate\"")),
+            "{link}"
+        );
+        let etags = [a.header("etag"), i.header("etag"), e.header("etag")];
+        assert!(etags[0] != etags[1] && etags[1] != etags[2] && etags[0] != etags[2]);
+    }
+    let batch = order.get("/order/feed/events").await.json();
+    let newest = &batch[0];
+    assert_eq!(newest["specversion"], "1.0");
+    assert_eq!(newest["type"], "order-cancelled");
+    assert_eq!(newest["dataref"], "/order/orders/2");
+    assert_eq!(newest["datacontenttype"], "application/json");
+    assert_eq!(newest["data"]["status"], "cancelled");
+    let head = order.get("/order/feed").await.feed();
+    assert_eq!(newest["source"], head.id());
+    // The JSON head is conditional like the Atom one.
+    let etag = order.get("/order/feed/events").await;
+    let etag = etag.header("etag").unwrap();
+    let again = order
+        .get_with("/order/feed/events", &[("if-none-match", etag)])
+        .await;
+    assert_eq!(again.status, 304);
+}
+
+/// `Accept` picks the representation at the generic URLs (and says where it lives); at a
+/// representation's own URL, an `Accept` it cannot satisfy is a 406 problem.
+#[tokio::test]
+async fn accept_chooses_the_representation_and_406_refuses_the_impossible() {
+    let order = order_with(6).await;
+    let cases = [
+        (None, "application/atom+xml", None),
+        (Some("*/*"), "application/atom+xml", None),
+        (
+            Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+            "application/atom+xml",
+            None,
+        ),
+        (
+            Some("application/atom+xml;details=inline"),
+            "application/atom+xml;details=inline",
+            Some("/order/feed/inline"),
+        ),
+        (
+            Some("application/cloudevents-batch+json"),
+            "application/cloudevents-batch+json; charset=utf-8",
+            Some("/order/feed/events"),
+        ),
+        (
+            Some("application/atom+xml;q=0.2, application/json"),
+            "application/cloudevents-batch+json; charset=utf-8",
+            Some("/order/feed/events"),
+        ),
+    ];
+    for (accept, content_type, location) in cases {
+        let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", *a)).collect();
+        let r = order.get_with("/order/feed", &headers).await;
+        assert_eq!(r.status, 200, "{accept:?}");
+        assert_eq!(r.header("content-type"), Some(content_type), "{accept:?}");
+        assert_eq!(r.header("content-location"), location, "{accept:?}");
+        assert_eq!(r.header("vary"), Some("Accept, Accept-Encoding"));
+        let a = order.get_with("/order/feed/archive/1", &headers).await;
+        assert_eq!(a.header("content-type"), Some(content_type), "{accept:?}");
+    }
+    for (path, accept) in [
+        ("/order/feed", "text/html"),
+        ("/order/feed/archive/1", "application/pdf"),
+        ("/order/feed/inline", "application/json"),
+        ("/order/feed/events", "application/atom+xml"),
+        ("/order/feed/events/archive/1", "application/atom+xml"),
+        ("/order/feed", "application/atom+xml;details=everything"),
+    ] {
+        let r = order.get_with(path, &[("accept", accept)]).await;
+        let detail = r.assert_problem(406);
+        assert!(detail.contains(accept), "{path} {accept}: {detail}");
+        assert_eq!(r.header("vary"), Some("Accept, Accept-Encoding"));
+    }
+    let refused = order
+        .get_with("/order/feed", &[("accept-encoding", "br, identity;q=0")])
+        .await;
+    refused.assert_problem(406);
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+async fn compressions(order: &OrderApp, encoding: &str) -> f64 {
+    let text = order.get("/order/metrics").await.text();
+    let metrics = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    metrics
+        .samples
+        .iter()
+        .filter(|s| s.metric == "feed_compressions_total")
+        .filter(|s| s.labels.get("encoding") == Some(encoding))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// gzip and zstd on request: the same bytes once decoded, a strong `ETag` per coding that
+/// `If-None-Match` matches only for that coding, and each page coded once, not per request.
+#[tokio::test]
+async fn compressed_pages_have_their_own_validators_and_are_coded_once() {
+    let order = order_with(12).await;
+    for path in [
+        "/order/feed/inline",
+        "/order/feed/archive/2",
+        "/order/feed/events/archive/1",
+    ] {
+        let plain = raw_get(&order, path, &[]).await;
+        assert_eq!(plain.header("content-encoding"), None);
+        let gz = raw_get(&order, path, &[("accept-encoding", "gzip")]).await;
+        let zst = raw_get(&order, path, &[("accept-encoding", "gzip;q=0.5, zstd")]).await;
+        assert_eq!(gz.header("content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(zst.header("content-encoding"), Some("zstd"), "{path}");
+        assert_eq!(gunzip(&gz.body), plain.body, "{path}");
+        let unzstd = zstd::stream::decode_all(&zst.body[..]).unwrap();
+        assert_eq!(unzstd, plain.body, "{path}");
+        assert!(gz.body.len() * 2 < plain.body.len(), "{path}: gzip saves");
+        let tags = [plain.header("etag"), gz.header("etag"), zst.header("etag")];
+        assert!(tags[0] != tags[1] && tags[1] != tags[2], "{path}: {tags:?}");
+        let gz_tag = gz.header("etag").unwrap();
+        assert!(!gz_tag.starts_with("W/"), "strong: {gz_tag}");
+
+        let same = raw_get(
+            &order,
+            path,
+            &[("accept-encoding", "gzip"), ("if-none-match", gz_tag)],
+        )
+        .await;
+        assert_eq!(same.status, 304, "{path}");
+        assert_eq!(same.header("etag"), Some(gz_tag));
+        assert_eq!(same.header("vary"), Some("Accept, Accept-Encoding"));
+        let other = raw_get(&order, path, &[("if-none-match", gz_tag)]).await;
+        assert_eq!(
+            other.status, 200,
+            "{path}: another coding is another representation"
+        );
+        assert_eq!(other.body, plain.body);
+    }
+
+    let before = compressions(&order, "gzip").await;
+    for _ in 0..5 {
+        let r = raw_get(
+            &order,
+            "/order/feed/inline/archive/1",
+            &[("accept-encoding", "gzip")],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let after = compressions(&order, "gzip").await;
+    assert_eq!(
+        after - before,
+        1.0,
+        "an archive page is coded once, then kept"
+    );
+}
+
+/// A page compressed to a few kilobytes that decodes to more than the consumer's page limit
+/// is refused like any oversized page: the poll fails with the reason, nothing is applied,
+/// and the consumer goes on serving.
+#[tokio::test]
+async fn a_compression_bomb_is_refused_by_its_decoded_size() {
+    use axum::routing::get;
+    // 64 MiB of spaces in a comment inside a valid feed: gzip makes it about 64 KB.
+    let mut page =
+        br#"<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><!--"#.to_vec();
+    page.extend(std::iter::repeat_n(b' ', 64 << 20));
+    page.extend_from_slice(
+        br#"--><id>urn:bomb</id><title>t</title><updated>2026-01-01T00:00:00Z</updated></feed>"#,
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &page).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1 << 20, "{} bytes on the wire", bomb.len());
+    let asked = Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = asked.clone();
+    let router = axum::Router::new().route(
+        "/feed",
+        get(move |headers: axum::http::HeaderMap| {
+            let bomb = bomb.clone();
+            *seen.lock().unwrap() = headers
+                .get(header::ACCEPT_ENCODING)
+                .map(|v| v.to_str().unwrap().to_owned());
+            async move {
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/atom+xml"),
+                        (header::CONTENT_ENCODING, "gzip"),
+                    ],
+                    bomb,
+                )
+                    .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let invoicing = inline_consumer(Kind::Invoicing, &format!("http://{addr}/feed")).await;
+    let report = invoicing.poll().await;
+
+    assert_eq!(report["status"], "error", "{report}");
+    let error = report["detail"].as_str().unwrap_or_default();
+    assert!(error.contains("exceeds the limit"), "{report}");
+    let asked = asked.lock().unwrap().clone().unwrap_or_default();
+    assert!(
+        asked.contains("gzip") && asked.contains("zstd"),
+        "the consumer asks: {asked}"
+    );
+    assert_eq!(invoicing.copies().await.len(), 0);
+    assert_eq!(invoicing.get("/invoicing/health").await.status, 200);
+}
+
+/// Another publisher's inline details, Base64 beside a link or JSON text with no link at
+/// all, are applied with no details request; content that is neither parks that entry with
+/// the reason, and the others go on.
+#[tokio::test]
+async fn inline_details_of_other_publishers_are_read_and_bad_ones_parked() {
+    for dialect in [
+        Dialect {
+            inline_base64: true,
+            ..Dialect::default()
+        },
+        Dialect {
+            inline_json_only: true,
+            prefixed: true,
+            ..Dialect::default()
+        },
+    ] {
+        let publisher = Publisher::new(dialect, 5);
+        {
+            let mut p = publisher.lock().unwrap();
+            for order in 1..=8 {
+                p.place(order);
+            }
+            p.broken_inline.push(4);
+        }
+        let url = foreign_feed::serve(publisher.clone()).await;
+        let invoicing = inline_consumer(Kind::Invoicing, &url).await;
+
+        let report = invoicing.poll().await;
+
+        assert_eq!(report["status"], "ok", "{dialect:?}: {report}");
+        assert_eq!(publisher.lock().unwrap().detail_requests, 0, "{dialect:?}");
+        assert_eq!(invoicing.copies().await.len(), 7, "{dialect:?}");
+        let state = invoicing.report().await;
+        assert_eq!(state["parked"]["count"], 1, "{dialect:?}: {state}");
+        let reason = state["parked"]["entries"][0]["reason"].as_str().unwrap();
+        assert!(reason.contains("neither Base64 nor JSON"), "{reason}");
+    }
+}
