@@ -74,6 +74,12 @@ impl Cluster {
 
     /// Head responses the order service itself has produced (200s and 304s).
     async fn origin_head_requests(&self) -> f64 {
+        self.origin_metric("feed_responses_total{", "page=\"head\"")
+            .await
+    }
+
+    /// The sum of the order service's samples of `metric` whose labels contain `label`.
+    async fn origin_metric(&self, metric: &str, label: &str) -> f64 {
         let text = self
             .client
             .get(format!("{}/order/metrics", self.order_url))
@@ -84,7 +90,7 @@ impl Cluster {
             .await
             .unwrap();
         text.lines()
-            .filter(|l| l.starts_with("feed_responses_total{") && l.contains("page=\"head\""))
+            .filter(|l| l.starts_with(metric) && l.contains(label))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
@@ -271,6 +277,120 @@ async fn a_thousand_pollers_cost_the_origin_a_few_requests_per_second() {
         "an entry took {:?} to reach a poller",
         delays.last()
     );
+}
+
+/// Through nginx, each representation and coding of a page is cached apart: whatever was
+/// asked for before, a request gets the representation its `Accept` chooses and the coding its
+/// `Accept-Encoding` allows, from the cache once it is there; a 406 is never cached; and the
+/// consumers, pointed at `/order/feed`, read the inline representation and never fetch details.
+#[tokio::test]
+async fn each_representation_and_coding_is_cached_apart_through_nginx() {
+    let Some(c) = cluster() else { return };
+    for i in 0..25 {
+        c.place(1 + i % 5).await;
+    }
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .no_zstd()
+        .build()
+        .unwrap();
+    let get = |path: &'static str, accept: Option<&'static str>, coding: Option<&'static str>| {
+        let mut req = raw.get(format!("{}{path}", c.url));
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        if let Some(e) = coding {
+            req = req.header("accept-encoding", e);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    let cases: [(Option<&str>, &str); 4] = [
+        (None, "application/atom+xml"),
+        (
+            Some("application/cloudevents-batch+json"),
+            "application/cloudevents-batch+json; charset=utf-8",
+        ),
+        (
+            Some("application/atom+xml;details=inline"),
+            "application/atom+xml;details=inline",
+        ),
+        (Some("application/atom+xml"), "application/atom+xml"),
+    ];
+    for path in ["/order/feed/archive/1", "/order/feed"] {
+        // Interleaved, twice: the second round comes from the cache, each as asked.
+        for round in 0..2 {
+            for (accept, content_type) in cases {
+                for coding in [None, Some("gzip"), Some("gzip, deflate, br, zstd")] {
+                    let r = get(path, accept, coding).await;
+                    assert_eq!(r.status(), 200, "{path} {accept:?} {coding:?}");
+                    let h = r.headers();
+                    assert_eq!(
+                        h["content-type"], content_type,
+                        "{path} {accept:?} {coding:?}"
+                    );
+                    let expected = match coding {
+                        None => None,
+                        Some("gzip") => Some("gzip"),
+                        Some(_) => Some("zstd"),
+                    };
+                    assert_eq!(
+                        h.get("content-encoding").map(|v| v.to_str().unwrap()),
+                        expected,
+                        "{path} {accept:?} {coding:?}"
+                    );
+                    if round == 1 && path.contains("archive") {
+                        assert_eq!(h["x-cache-status"], "HIT", "{path} {accept:?} {coding:?}");
+                    }
+                    let etag = h["etag"].to_str().unwrap().to_owned();
+                    let body = r.bytes().await.unwrap();
+                    assert!(!body.is_empty());
+                    // The client's validator for what it got is honoured by the cache.
+                    let mut again = raw
+                        .get(format!("{}{path}", c.url))
+                        .header("if-none-match", &etag);
+                    if let Some(a) = accept {
+                        again = again.header("accept", a);
+                    }
+                    if let Some(e) = coding {
+                        again = again.header("accept-encoding", e);
+                    }
+                    let again = again.send().await.unwrap();
+                    assert_eq!(again.status(), 304, "{path} {accept:?} {coding:?} {etag}");
+                }
+            }
+        }
+    }
+    for _ in 0..2 {
+        let refused = get("/order/feed", Some("text/html"), None).await;
+        assert_eq!(refused.status(), 406);
+        assert_eq!(
+            refused.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    // The consumers found the inline representation through nginx.
+    for svc in ["invoicing", "shipping"] {
+        let (_, report) = c.get(&format!("/{svc}/consumer")).await;
+        assert_eq!(report["details"], "inline", "{report}");
+        assert_eq!(
+            report["polledUrl"],
+            format!("{}/order/feed/inline", c.url),
+            "{report}"
+        );
+    }
+    let placements = c
+        .origin_metric("http_requests_total{", "route=\"/order/orders\"")
+        .await;
+    assert!(
+        placements >= 25.0,
+        "the origin's request counts are read: {placements}"
+    );
+    let details = c
+        .origin_metric("http_requests_total{", "route=\"/order/orders/:id\"")
+        .await
+        + 0.0;
+    println!("representations: details requests at the origin: {details}");
+    assert_eq!(details, 0.0, "inline consumers fetch no details");
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
