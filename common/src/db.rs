@@ -24,6 +24,17 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend `conn` talks to.
+    pub fn of(conn: &sqlx::AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
 /// The migrations of one schema, one folder per backend because the DDL differs.
 pub struct Migrations {
     pub sqlite: Migrator,
@@ -229,11 +240,12 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Parameters per multi-row statement, at most. SQLite finds each `$N` parameter by a linear
-/// scan of the statement's parameter list when sqlx binds it, so binding costs grow with the
-/// square of the parameter count: a statement of 256 rows × 10 columns spent most of a batch's
-/// time there. Small statements also repeat the same few shapes, which stay prepared.
-pub const MAX_PARAMS_PER_STATEMENT: usize = 256;
+/// Parameters per multi-row statement, at most: a consumer batch of 256 entries takes a few
+/// statements per table (SQLite allows 32 766 parameters, Postgres 65 535). (On SQLite, multi-row statements use anonymous `?` parameters: sqlx
+/// looks up each named `$N` by a linear scan of the statement's parameter list, so binding
+/// named ones costs the square of their count; a profile of a catch-up found 13 % of the
+/// consumer's time there.)
+pub const MAX_PARAMS_PER_STATEMENT: usize = 2048;
 
 /// Rows of `cols` columns per multi-row statement (see [`MAX_PARAMS_PER_STATEMENT`]).
 pub const fn rows_per_statement(cols: usize) -> usize {
@@ -245,9 +257,9 @@ pub const fn rows_per_statement(cols: usize) -> usize {
     }
 }
 
-/// `($1, $2), ($3, $4), …`: placeholders for a multi-row `VALUES` of `rows` rows of `cols`
-/// columns, numbered from `$1`.
-pub fn values_placeholders(rows: usize, cols: usize) -> String {
+/// `($1, $2), ($3, $4), …` (Postgres) or `(?, ?), (?, ?), …` (SQLite): placeholders for a
+/// multi-row `VALUES` of `rows` rows of `cols` columns, the statement's only parameters.
+pub fn values_placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     let mut sql = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -258,20 +270,34 @@ pub fn values_placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(r * cols + c + 1).to_string());
+            push_param(&mut sql, backend, r * cols + c + 1);
         }
         sql.push(')');
     }
     sql
 }
 
-/// `$1, $2, …, $n` for an `IN (…)` list.
-pub fn list_placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `$1, $2, …` or `?, ?, …`: placeholders for an `IN (…)` list, the statement's only
+/// parameters.
+pub fn list_placeholders(backend: Backend, n: usize) -> String {
+    let mut sql = String::with_capacity(n * 5);
+    for i in 1..=n {
+        if i > 1 {
+            sql.push_str(", ");
+        }
+        push_param(&mut sql, backend, i);
+    }
+    sql
+}
+
+fn push_param(sql: &mut String, backend: Backend, n: usize) {
+    match backend {
+        Backend::Postgres => {
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        Backend::Sqlite => sql.push('?'),
+    }
 }
 
 #[cfg(test)]
@@ -280,7 +306,10 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_then_columns() {
-        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(list_placeholders(3), "$1, $2, $3");
+        let pg = Backend::Postgres;
+        assert_eq!(values_placeholders(pg, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(list_placeholders(pg, 3), "$1, $2, $3");
+        assert_eq!(values_placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(list_placeholders(Backend::Sqlite, 2), "?, ?");
     }
 }

@@ -123,12 +123,13 @@ pub async fn insert_all(
     orders: &[Order],
     created_us: i64,
 ) -> Result<(), Error> {
+    let backend = Backend::of(conn);
     for chunk in orders.chunks(rows_per_statement(16)) {
         let sql = format!(
             "INSERT INTO orders (id, version, status, customer_id, customer_name, \
              customer_firstname, customer_email, ship_street, ship_zip, ship_city, bill_street, \
              bill_zip, bill_city, total_cents, created_us, updated_us) VALUES {}",
-            values_placeholders(chunk.len(), 16)
+            values_placeholders(backend, chunk.len(), 16)
         );
         let mut query = sqlx::query(&sql);
         for o in chunk {
@@ -160,7 +161,7 @@ pub async fn insert_all(
         let sql = format!(
             "INSERT INTO order_lines (order_id, line_no, item_id, item_name, price_cents, count) \
              VALUES {}",
-            values_placeholders(chunk.len(), 6)
+            values_placeholders(backend, chunk.len(), 6)
         );
         let mut query = sqlx::query(&sql);
         for (order_id, no, l) in chunk {
@@ -287,11 +288,12 @@ pub async fn idempotency_keys(
     conn: &mut AnyConnection,
     keys: &[&str],
 ) -> Result<HashMap<String, (String, i64)>, Error> {
+    let backend = Backend::of(conn);
     let mut found = HashMap::new();
     for chunk in keys.chunks(rows_per_statement(1)) {
         let sql = format!(
             "SELECT key, request_hash, order_id FROM idempotency_keys WHERE key IN ({})",
-            list_placeholders(chunk.len())
+            list_placeholders(backend, chunk.len())
         );
         let mut query = sqlx::query_as(&sql);
         for key in chunk {
@@ -309,10 +311,11 @@ pub async fn remember_keys(
     keys: &[(&str, &str, i64)],
     now_us: i64,
 ) -> Result<(), Error> {
+    let backend = Backend::of(conn);
     for chunk in keys.chunks(rows_per_statement(4)) {
         let sql = format!(
             "INSERT INTO idempotency_keys (key, request_hash, order_id, created_us) VALUES {}",
-            values_placeholders(chunk.len(), 4)
+            values_placeholders(backend, chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for (key, hash, order_id) in chunk {

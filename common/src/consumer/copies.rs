@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
 use super::{Outcome, Projection};
-use crate::db::{list_placeholders, rows_per_statement, values_placeholders, Db};
+use crate::db::{list_placeholders, rows_per_statement, values_placeholders, Backend, Db};
 use crate::http::PageQuery;
 use crate::service::ServiceState;
 use crate::Error;
@@ -222,6 +222,7 @@ impl<V: Versioned> Projection for Copies<V> {
         batch: &[&V::Details],
     ) -> Result<Vec<Outcome>, sqlx::Error> {
         let t = V::TABLES;
+        let backend = Backend::of(conn);
         // Within the batch only the highest version of each aggregate is written; the others
         // are stale already.
         let mut newest: HashMap<i64, usize> = HashMap::new();
@@ -247,7 +248,7 @@ impl<V: Versioned> Projection for Copies<V> {
                 copies = t.copies,
                 key = t.key.name,
                 columns = names(t.columns),
-                values = values_placeholders(rows, width),
+                values = values_placeholders(backend, rows, width),
                 updates = updates.join(", "),
             )
         };
@@ -321,12 +322,13 @@ async fn replace_lines<V: Versioned>(
     written: &[&V::Details],
 ) -> Result<(), sqlx::Error> {
     let t = V::TABLES;
+    let backend = Backend::of(conn);
     for chunk in written.chunks(rows_per_statement(1)) {
         let sql = format!(
             "DELETE FROM {} WHERE {} IN ({})",
             t.lines,
             t.key.name,
-            list_placeholders(chunk.len())
+            list_placeholders(backend, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for d in chunk {
@@ -350,7 +352,7 @@ async fn replace_lines<V: Versioned>(
             t.lines,
             t.key.name,
             names(t.line_columns),
-            values_placeholders(chunk.len(), width)
+            values_placeholders(backend, chunk.len(), width)
         );
         let mut q = sqlx::query(&sql);
         for (key, no, values) in chunk {

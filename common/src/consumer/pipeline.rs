@@ -44,6 +44,9 @@ const MAX_PAGE_ATTEMPTS: u32 = 20;
 /// Pages kept parsed during a walk back; beyond this, archive pages are fetched again.
 const MAX_PARSED_PAGES: usize = 256;
 
+/// Archive pages fetched again at once during a catch-up.
+const PAGE_CONCURRENCY: usize = 4;
+
 /// Most entries applied in one transaction (whatever is fetched and ready, up to this).
 const MAX_BATCH: usize = 256;
 
@@ -293,8 +296,10 @@ impl<P: Projection> Consumer<P> {
         let (ready, mut fetched) = tokio::sync::mpsc::channel(MAX_BATCH);
         let this = self.clone();
         let _fetcher = AbortOnDrop(tokio::spawn(async move {
+            // Pages dropped during the walk back are fetched again a few at a time (they are
+            // archives: immutable), in order.
             let entries = futures::stream::iter(pages)
-                .then(|slot| {
+                .map(|slot| {
                     let this = this.clone();
                     async move {
                         match slot {
@@ -303,6 +308,7 @@ impl<P: Projection> Consumer<P> {
                         }
                     }
                 })
+                .buffered(PAGE_CONCURRENCY)
                 .flat_map(|page| match page {
                     Ok(page) => {
                         futures::stream::iter(page.entries.into_iter().map(Ok).collect::<Vec<_>>())

@@ -7,7 +7,7 @@ use super::page::FeedEntry;
 use crate::clock::{from_micros, rfc3339};
 use std::collections::HashMap;
 
-use crate::db::{list_placeholders, values_placeholders, Db};
+use crate::db::{list_placeholders, values_placeholders, Backend, Db};
 use crate::Error;
 
 /// The last entry revision handled, in feed order, and the feed it belongs to.
@@ -106,11 +106,12 @@ pub async fn handled_revisions(
     conn: &mut AnyConnection,
     ids: &[&str],
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let backend = Backend::of(conn);
     let mut seen = HashMap::new();
     for chunk in ids.chunks(crate::db::rows_per_statement(1)) {
         let sql = format!(
             "SELECT entry_id, entry_updated_us FROM consumer_handled WHERE entry_id IN ({})",
-            list_placeholders(chunk.len())
+            list_placeholders(backend, chunk.len())
         );
         let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
         for id in chunk {
@@ -170,6 +171,7 @@ pub async fn record_handled(
     after: i64,
     now_us: i64,
 ) -> Result<(), sqlx::Error> {
+    let backend = Backend::of(conn);
     let mut seq = after;
     for chunk in records.chunks(crate::db::rows_per_statement(5)) {
         let sql = format!(
@@ -177,7 +179,7 @@ pub async fn record_handled(
              VALUES {} ON CONFLICT (entry_id) DO UPDATE SET seq = excluded.seq, \
              outcome = excluded.outcome, handled_us = excluded.handled_us, \
              entry_updated_us = excluded.entry_updated_us",
-            values_placeholders(chunk.len(), 5)
+            values_placeholders(backend, chunk.len(), 5)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -196,10 +198,11 @@ pub async fn record_handled(
 
 /// Drops parked revisions that a newer revision of the same entry has replaced.
 pub async fn unpark_superseded(conn: &mut AnyConnection, ids: &[&str]) -> Result<(), sqlx::Error> {
+    let backend = Backend::of(conn);
     for chunk in ids.chunks(crate::db::rows_per_statement(1)) {
         let sql = format!(
             "DELETE FROM consumer_parked WHERE entry_id IN ({})",
-            list_placeholders(chunk.len())
+            list_placeholders(backend, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {

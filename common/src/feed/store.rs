@@ -91,7 +91,7 @@ pub async fn append(
         let sql = format!(
             "INSERT INTO feed_entries (position, entry_id, title, summary, category, link, \
              updated_us, details) VALUES {}",
-            crate::db::values_placeholders(chunk.len(), 8)
+            crate::db::values_placeholders(backend, chunk.len(), 8)
         );
         let mut query = sqlx::query(&sql);
         for entry in chunk {
