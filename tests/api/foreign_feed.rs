@@ -39,6 +39,8 @@ pub struct Dialect {
     pub inline_base64: bool,
     /// Carries the details inline as the JSON text itself, and no link at all.
     pub inline_json_only: bool,
+    /// Advertises an inline-details alternate of its head that answers 404.
+    pub dead_inline_alternate: bool,
 }
 
 /// One entry revision in the feed.
@@ -185,6 +187,11 @@ impl Publisher {
         }
         for (rel, href) in links {
             out.push_str(&format!(r#"<{p}link rel="{rel}" href="{href}"/>"#));
+        }
+        if d.dead_inline_alternate {
+            out.push_str(&format!(
+                r#"<{p}link rel="alternate" type="application/atom+xml;details=inline" href="/feeds/nowhere"/>"#
+            ));
         }
         let mut listed: Vec<&Event> = events.iter().collect();
         if !d.oldest_first {

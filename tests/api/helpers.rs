@@ -158,6 +158,8 @@ pub struct Faults {
     pub stall_next: AtomicUsize,
     /// Orders whose details answer 404.
     pub not_found: Mutex<HashSet<i64>>,
+    /// Paths that answer 404.
+    pub not_found_paths: Mutex<HashSet<String>>,
 }
 
 fn take_one(counter: &AtomicUsize) -> bool {
@@ -167,6 +169,14 @@ fn take_one(counter: &AtomicUsize) -> bool {
 }
 
 async fn inject_faults(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
+    if faults
+        .not_found_paths
+        .lock()
+        .unwrap()
+        .contains(req.uri().path())
+    {
+        return (axum::http::StatusCode::NOT_FOUND, "injected").into_response();
+    }
     let id = req
         .uri()
         .path()

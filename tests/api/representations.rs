@@ -511,3 +511,57 @@ async fn inline_details_of_other_publishers_are_read_and_bad_ones_parked() {
         assert!(reason.contains("neither Base64 nor JSON"), "{reason}");
     }
 }
+
+/// An inline-details alternate that does not answer is no reason to stop: the consumer reads
+/// the feed as configured, by link.
+#[tokio::test]
+async fn an_inline_alternate_that_fails_falls_back_to_the_feed_as_configured() {
+    let publisher = Publisher::new(
+        Dialect {
+            dead_inline_alternate: true,
+            ..Dialect::default()
+        },
+        5,
+    );
+    for order in 1..=7 {
+        publisher.lock().unwrap().place(order);
+    }
+    let url = foreign_feed::serve(publisher.clone()).await;
+    let invoicing = inline_consumer(Kind::Invoicing, &url).await;
+
+    let report = invoicing.poll().await;
+
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(invoicing.copies().await.len(), 7);
+    assert_eq!(publisher.lock().unwrap().detail_requests, 7);
+    assert_eq!(invoicing.report().await["polledUrl"], url);
+}
+
+/// A consumer that followed the inline representation goes back to the feed as configured
+/// when that representation later fails for good, and catches up by link.
+#[tokio::test]
+async fn a_followed_inline_representation_that_disappears_is_given_up() {
+    let order = order_with(3).await;
+    let feed = order.url("/order/feed");
+    let invoicing = inline_consumer(Kind::Invoicing, &feed).await;
+    invoicing.poll_ok().await;
+    assert_eq!(
+        invoicing.report().await["polledUrl"],
+        order.url("/order/feed/inline")
+    );
+    order
+        .faults
+        .not_found_paths
+        .lock()
+        .unwrap()
+        .insert("/order/feed/inline".into());
+    order.place(1).await;
+
+    let failed = invoicing.poll().await;
+    assert_eq!(failed["status"], "error", "{failed}");
+    let report = invoicing.poll_ok().await;
+
+    assert_eq!(report["handled"], 1, "{report}");
+    assert_eq!(invoicing.report().await["polledUrl"], feed);
+    assert_eq!(order.detail_requests(), 1, "the new entry, by link");
+}

@@ -61,7 +61,7 @@ impl<P: Projection> Consumer<P> {
         let feed_url = &self.polled_url();
         let head = match head {
             Some(head) => head,
-            None => match self.inner.client.page(feed_url, validators).await? {
+            None => match self.head_or_fall_back(feed_url, validators).await? {
                 client::Conditional::NotModified => {
                     // Still the head it stopped at: still stopped.
                     if let Some(stop) = lock(&self.inner.status).stopped.clone() {
@@ -90,6 +90,26 @@ impl<P: Projection> Consumer<P> {
         }
     }
 
+    /// A conditional GET of the head polled. When that is an inline-details representation
+    /// followed earlier and it now fails for good (gone, refused), the next poll goes back to
+    /// the feed as configured.
+    async fn head_or_fall_back(
+        &self,
+        url: &Url,
+        validators: &mut client::Validators,
+    ) -> Result<client::Conditional, PollError> {
+        let fetched = self.inner.client.page(url, validators).await;
+        if let Err(FetchError::Permanent(reason)) = &fetched {
+            let configured = &self.inner.settings.feed_url;
+            if url != configured {
+                tracing::warn!(polled = %url, %reason, "the inline-details representation failed; polling the feed as configured");
+                *lock(&self.inner.polled_url) = configured.clone();
+                *validators = client::Validators::default();
+            }
+        }
+        Ok(fetched?)
+    }
+
     /// With details `inline`, a head that advertises the same feed with details inline (on
     /// the feed's origin) is followed from then on: one request per page instead of one per
     /// entry. Returns the head to work with.
@@ -112,10 +132,18 @@ impl<P: Projection> Consumer<P> {
             .inner
             .client
             .page(&inline, &client::Validators::default())
-            .await?
+            .await
         {
-            client::Conditional::Modified(f) => f,
-            client::Conditional::NotModified => return Err(PollError::UnaskedNotModified(inline)),
+            Ok(client::Conditional::Modified(f)) => f,
+            Ok(client::Conditional::NotModified) => {
+                return Err(PollError::UnaskedNotModified(inline))
+            }
+            Err(FetchError::Permanent(reason)) => {
+                // An alternate that does not work is no reason to stop reading the feed.
+                tracing::warn!(alternate = %inline, %reason, "the inline-details alternate cannot be read; reading the feed as configured");
+                return Ok((head, page));
+            }
+            Err(transient) => return Err(transient.into()),
         };
         let inline_page = page::parse(&fetched.url, &fetched.body).map_err(PollError::Refused)?;
         if inline_page.feed_id != page.feed_id {
