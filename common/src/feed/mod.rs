@@ -430,7 +430,13 @@ impl Publisher {
         }
         let size = self.inner.page_size;
         // Only up to `position`: the body must match the ETag even if more has committed since.
-        let entries = store::range(&self.inner.db, size.head_start(position), position).await?;
+        let entries = store::range(
+            &self.inner.db,
+            size.head_start(position),
+            position,
+            representation.has_details(),
+        )
+        .await?;
         let full = size.full_pages(position);
         let links = PageLinks {
             self_href: self.href(representation, None),
@@ -539,7 +545,7 @@ impl Publisher {
         }
         let size = self.inner.page_size;
         let (from, to) = size.range(page);
-        let entries = store::range(&self.inner.db, from, to).await?;
+        let entries = store::range(&self.inner.db, from, to, representation.has_details()).await?;
         if entries.len() as i64 != size.get() {
             return Err(Error::ArchiveIncomplete {
                 page,

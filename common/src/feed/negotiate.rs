@@ -57,6 +57,11 @@ impl Representation {
         }
     }
 
+    /// Whether its entries carry the details snapshots.
+    pub fn has_details(self) -> bool {
+        self != Representation::Atom
+    }
+
     /// Marks validators, so no two representations share an `ETag`.
     pub(crate) fn tag(self) -> &'static str {
         match self {

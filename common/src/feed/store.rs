@@ -175,16 +175,28 @@ pub async fn identity(db: &Db, legacy_id: Option<&str>) -> Result<(String, i64),
     Ok((value("feed_id")?, created_us))
 }
 
-/// Entries with positions in `from..=to`, newest first.
-pub async fn range(db: &Db, from: Position, to: Position) -> Result<Vec<StoredEntry>, Error> {
-    let rows = sqlx::query_as(
-        "SELECT position, entry_id, title, summary, category, link, updated_us, details \
-         FROM feed_entries WHERE position >= $1 AND position <= $2 ORDER BY position DESC",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(db.pool())
-    .await?;
+/// Entries with positions in `from..=to`, newest first; their details snapshots only when
+/// `with_details` (the representations that publish them), not read at all otherwise.
+pub async fn range(
+    db: &Db,
+    from: Position,
+    to: Position,
+    with_details: bool,
+) -> Result<Vec<StoredEntry>, Error> {
+    let details = if with_details {
+        "details"
+    } else {
+        "CAST(NULL AS TEXT) AS details"
+    };
+    let sql = format!(
+        "SELECT position, entry_id, title, summary, category, link, updated_us, {details} \
+         FROM feed_entries WHERE position >= $1 AND position <= $2 ORDER BY position DESC"
+    );
+    let rows = sqlx::query_as(&sql)
+        .bind(from)
+        .bind(to)
+        .fetch_all(db.pool())
+        .await?;
     Ok(rows)
 }
 
