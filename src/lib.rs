@@ -3,7 +3,14 @@
 //! Each service keeps its own SQLite file under the data folder. The consumers still read the
 //! feed over real HTTP from this same process, exactly as they would across machines.
 
+pub mod check;
+mod cli;
+mod error;
 mod landing;
+pub mod tail;
+
+pub use cli::{check_command, tail_command};
+pub use error::Error;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,6 +57,12 @@ pub enum Command {
     Invoicing(invoicing::Config),
     /// Run the shipping service alone, exactly as the `shipping` binary does.
     Shipping(shipping::Config),
+    /// Check that a feed (any publisher's) is safe to poll: document, archives, conditional
+    /// GET, caching, long polling, and with --writes what a poller sees as entries arrive.
+    /// Exits 0 when no check fails, 1 when one does, 2 when the feed cannot be checked.
+    Check(check::CheckArgs),
+    /// Follow a feed (any publisher's) live: prints each new entry as it commits.
+    Tail(tail::TailArgs),
 }
 
 /// The three services, built on the data folder, with consumers reading `feed_url`.

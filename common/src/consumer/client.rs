@@ -286,7 +286,7 @@ fn classify(url: &Url, e: &reqwest::Error) -> FetchError {
 }
 
 /// reqwest's top-level message alone ("error sending request") hides the cause.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

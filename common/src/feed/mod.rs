@@ -397,23 +397,29 @@ impl Publisher {
         let size = self.inner.page_size;
         let etag = format!("h{}{}-{}", representation.tag(), size.get(), head.position);
         let lm_secs = (head.position > 0).then(|| head.updated_us.div_euclid(1_000_000));
+        let now = self.inner.clock.now().timestamp();
         let quoted = quoted_etag(&etag, encoding);
         let validators = Validators {
             etag: &quoted,
             last_modified: lm_secs,
             second_is_ambiguous: head.position > 1
                 && Some(head.prev_updated_us.div_euclid(1_000_000)) == lm_secs,
-            now: self.inner.clock.now().timestamp(),
+            now,
         };
+        let sent = lm_secs.map(|secs| http_date(settled_second(secs, now)));
         if not_modified(request, validators) {
             return Ok(not_modified_response(
                 header_value(&quoted),
-                lm_secs.map(http_date),
+                sent,
                 "no-cache",
             ));
         }
         let rendered = self.head_page(representation, head.position, etag).await?;
-        Ok(self.page_response(&rendered, encoding, "no-cache"))
+        let mut response = self.page_response(&rendered, encoding, "no-cache");
+        if let Some(lm) = sent {
+            response.headers_mut().insert(header::LAST_MODIFIED, lm);
+        }
+        Ok(response)
     }
 
     async fn head_page(
@@ -633,6 +639,22 @@ impl Publisher {
         );
         h.insert(header::VARY, HeaderValue::from_static(VARY));
         response
+    }
+}
+
+/// The head's `Last-Modified` for a newest entry at `secs`, answered at `now` (whole seconds).
+///
+/// Dates have one-second resolution, and while the newest entry's second is still the current
+/// one, more entries can commit within it. A client holding that date could then be told "not
+/// modified" by whoever compares it: we do not (see `second_is_ambiguous`), but a cache does
+/// (nginx answers `304` to an `If-Modified-Since` equal to its copy's date). So the date sent
+/// is never the current second: until that second is over, the one before it, which makes the
+/// next conditional poll a `200` rather than a `304` that hides an entry.
+fn settled_second(secs: i64, now: i64) -> i64 {
+    if secs >= now {
+        secs - 1
+    } else {
+        secs
     }
 }
 
