@@ -132,6 +132,38 @@ async fn an_entry_committed_in_the_same_second_as_a_poll_is_not_hidden_by_304() 
     assert_eq!(third_poll.status, 304);
 }
 
+/// While the newest entry's second is still the current one, the head's date is the second
+/// before: a cache that compares `If-Modified-Since` itself (nginx answers 304 when it equals
+/// its copy's date) cannot then hide an entry committed later within that second.
+#[tokio::test]
+async fn the_heads_date_is_never_the_current_second() {
+    let clock = Clock::manual(t0());
+    let app = spawn_order(OrderOptions {
+        clock: clock.clone(),
+        ..OrderOptions::default()
+    })
+    .await;
+    app.place(1).await;
+    clock.set(t0() + Duration::milliseconds(500));
+
+    let within = app.get("/order/feed").await;
+    let etag = within.header("etag").expect("etag").to_owned();
+    let not_modified = app
+        .get_with("/order/feed", &[("if-none-match", &etag)])
+        .await;
+    clock.set(t0() + Duration::seconds(1));
+    let after = app.get("/order/feed").await;
+
+    let before = http_date(t0() - Duration::seconds(1));
+    assert_eq!(within.header("last-modified"), Some(before.as_str()));
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.header("last-modified"), Some(before.as_str()));
+    assert_eq!(
+        after.header("last-modified"),
+        Some(http_date(t0()).as_str())
+    );
+}
+
 /// The head's validators live in memory: with the database closed, a conditional poll is
 /// still answered 304 (any query would fail with a 500).
 #[tokio::test]

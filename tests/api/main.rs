@@ -3,6 +3,8 @@
 
 mod all_in_one;
 mod bad_input;
+mod check;
+mod check_lab;
 mod consumer_helpers;
 mod consumers;
 mod crash;
@@ -26,4 +28,5 @@ mod outage;
 mod process;
 mod rebuild;
 mod representations;
+mod tail;
 mod ui;
