@@ -205,7 +205,7 @@ fn on_top(before: &FeedPage, after: &FeedPage, seen: &HashSet<(String, i64)>) ->
         .collect();
     if below.is_empty() {
         ON_TOP.pass(format!(
-            "{} new entries, all at or after the newest one seen",
+            "new entries: {}, all at or after the newest one seen",
             new.len()
         ))
     } else {
