@@ -191,6 +191,23 @@ async fn entries_appearing_below_seen_ones_are_caught_by_new_on_top_only() {
     assert_eq!(report.with_status(Status::Warn), Vec::<&str>::new());
 }
 
+#[tokio::test]
+async fn an_archive_of_another_feed_is_caught_by_archive_chain_only() {
+    let report = check_lab(Flaw::ForeignArchive).await;
+    assert_eq!(
+        report.with_status(Status::Fail),
+        vec!["archive-chain"],
+        "{}",
+        report.table()
+    );
+    assert_eq!(report.with_status(Status::Warn), Vec::<&str>::new());
+    let finding = report.get("archive-chain").unwrap();
+    assert!(
+        finding.observed.contains("urn:lab:another-feed"),
+        "{finding:?}"
+    );
+}
+
 fn feedline(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_feedline"))
         .args(args)

@@ -25,6 +25,8 @@ pub enum Flaw {
     DuplicateIds,
     /// New entries are dated a second before the newest one.
     Backdated,
+    /// The first archive page carries another feed's `atom:id`.
+    ForeignArchive,
 }
 
 const PAGE: usize = 3;
@@ -86,8 +88,13 @@ impl Lab {
         let mut out = format!(
             r#"<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:fh="http://purl.org/syndication/history/1.0">
-<id>urn:lab:feed</id><title>Lab</title><updated>{}</updated><author><name>lab</name></author>
+<id>{}</id><title>Lab</title><updated>{}</updated><author><name>lab</name></author>
 "#,
+            if self.flaw == Flaw::ForeignArchive && archive == Some(1) {
+                "urn:lab:another-feed"
+            } else {
+                "urn:lab:feed"
+            },
             rfc3339(updated)
         );
         if archive.is_some() {
