@@ -67,14 +67,13 @@ pub async fn walk(probe: &Probe, head: Page, max_pages: usize) -> Chain {
     };
     let mut visited = HashSet::from([head_url.clone()]);
     loop {
-        let newer = chain
-            .pages
-            .last()
-            .map(|p| (p.url().clone(), p.parsed.clone()));
-        let Some((newer_url, Ok(newer))) = newer else {
-            break;
-        };
-        let Some(prev) = newer.prev_archive.clone() else {
+        // Only what is needed of the newest page reached, not a copy of it.
+        let Some((newer_url, Ok(Some(prev)))) = chain.pages.last().map(|p| {
+            (
+                p.url().clone(),
+                p.parsed.as_ref().map(|page| page.prev_archive.clone()),
+            )
+        }) else {
             break;
         };
         if !visited.insert(prev.clone()) {
