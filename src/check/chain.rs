@@ -66,16 +66,16 @@ pub async fn walk(probe: &Probe, head: Page, max_pages: usize) -> Chain {
         truncated: false,
     };
     let mut visited = HashSet::from([head_url.clone()]);
-    loop {
-        // Only what is needed of the newest page reached, not a copy of it.
-        let Some((newer_url, Ok(Some(prev)))) = chain.pages.last().map(|p| {
+    // Only what is needed of the newest page reached, not a copy of it.
+    let older = |pages: &[Page]| {
+        pages.last().map(|p| {
             (
                 p.url().clone(),
                 p.parsed.as_ref().map(|page| page.prev_archive.clone()),
             )
-        }) else {
-            break;
-        };
+        })
+    };
+    while let Some((newer_url, Ok(Some(prev)))) = older(&chain.pages) {
         if !visited.insert(prev.clone()) {
             chain.problems.push(format!(
                 "{newer_url} leads back to {prev}, already visited: a loop"
