@@ -66,16 +66,7 @@ pub async fn walk(probe: &Probe, head: Page, max_pages: usize) -> Chain {
         truncated: false,
     };
     let mut visited = HashSet::from([head_url.clone()]);
-    // Only what is needed of the newest page reached, not a copy of it.
-    let older = |pages: &[Page]| {
-        pages.last().map(|p| {
-            (
-                p.url().clone(),
-                p.parsed.as_ref().map(|page| page.prev_archive.clone()),
-            )
-        })
-    };
-    while let Some((newer_url, Ok(Some(prev)))) = older(&chain.pages) {
+    while let Some((newer_url, prev)) = older(&chain.pages) {
         if !visited.insert(prev.clone()) {
             chain.problems.push(format!(
                 "{newer_url} leads back to {prev}, already visited: a loop"
@@ -142,6 +133,14 @@ fn consistency(problems: &mut Vec<String>, page: &FeedPage, newer: &Url, head: &
             ));
         }
     }
+}
+
+/// The URL of the last page reached and its `prev-archive`, if it has one and was readable:
+/// only what the walk needs, not a copy of the page.
+fn older(pages: &[Page]) -> Option<(Url, Url)> {
+    let last = pages.last()?;
+    let prev = last.parsed.as_ref().ok()?.prev_archive.clone()?;
+    Some((last.url().clone(), prev))
 }
 
 /// The newest archive's `next-archive` names the head, nothing, or the URL the head's entries
