@@ -152,12 +152,14 @@ impl OrderService {
             legacy_id: Some("urn:feedline:order:feed".to_owned()),
             path: "/order/feed".to_owned(),
             page_size,
+            reader_expiry: common::feed::READER_EXPIRY,
         };
         let mut registry = Registry::default();
         let http_metrics = HttpMetrics::register(&mut registry);
         let feed_metrics = FeedMetrics::register(&mut registry);
         let feed = Publisher::open(db.clone(), feed_settings, clock.clone(), feed_metrics).await?;
         feed.follow_other_writers(shutdown.clone()).await?;
+        feed.track_readers(shutdown.clone()).await?;
         let catalog = Arc::new(catalog::Catalog::load(&db).await?);
         let placer = placer::Placer::start(placer::Writer {
             db: db.clone(),

@@ -36,6 +36,7 @@ pub struct Problem {
         feed::inline_archive,
         feed::events_head,
         feed::events_archive,
+        feed::readers,
         health::health,
         health::ready,
     ),
@@ -49,6 +50,7 @@ pub struct Problem {
         model::Item,
         model::Customer,
         model::Status,
+        feed::Readers,
         Problem,
     ))
 )]

@@ -26,6 +26,7 @@ mod openapi;
 mod orders;
 mod outage;
 mod process;
+mod readers;
 mod rebuild;
 mod representations;
 mod tail;

@@ -72,12 +72,27 @@ pub enum Conditional {
     Modified(Fetched),
 }
 
+/// Request headers that tell a publisher who reads its feed and how far it got (README,
+/// "Who reads the feed"). Optional for every client; a publisher that does not know them
+/// ignores them.
+pub const READER_HEADER: &str = "feed-reader";
+/// The `atom:id` of the newest entry the reader has handled (its checkpoint).
+pub const CHECKPOINT_HEADER: &str = "feed-reader-checkpoint";
+
+/// Who this client reads for, sent with every feed page request.
+struct ReaderIdentity {
+    name: HeaderValue,
+    /// Moves as entries are handled; `None` before the first.
+    checkpoint: std::sync::Mutex<Option<HeaderValue>>,
+}
+
 /// An HTTP client that only talks to one origin.
 #[derive(Clone)]
 pub struct FeedClient {
     http: reqwest::Client,
     origin: url::Origin,
     limits: ClientLimits,
+    reader: Option<std::sync::Arc<ReaderIdentity>>,
 }
 
 impl FeedClient {
@@ -110,7 +125,43 @@ impl FeedClient {
             http,
             origin,
             limits,
+            reader: None,
         })
+    }
+
+    /// Names the reader in every feed page request ([`READER_HEADER`]); a name that is not a
+    /// valid header value is not sent.
+    pub fn with_reader(mut self, name: &str) -> FeedClient {
+        self.reader = HeaderValue::from_str(name).ok().map(|name| {
+            std::sync::Arc::new(ReaderIdentity {
+                name,
+                checkpoint: std::sync::Mutex::new(None),
+            })
+        });
+        self
+    }
+
+    /// The checkpoint sent from now on ([`CHECKPOINT_HEADER`]).
+    pub fn set_checkpoint(&self, entry_id: &str) {
+        if let (Some(reader), Ok(value)) = (&self.reader, HeaderValue::from_str(entry_id)) {
+            *reader
+                .checkpoint
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value);
+        }
+    }
+
+    fn reader_headers(&self, headers: &mut HeaderMap) {
+        let Some(reader) = &self.reader else { return };
+        headers.insert(READER_HEADER, reader.name.clone());
+        let checkpoint = reader
+            .checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(checkpoint) = checkpoint {
+            headers.insert(CHECKPOINT_HEADER, checkpoint);
+        }
     }
 
     /// True when `url` is on the feed's origin.
@@ -131,6 +182,7 @@ impl FeedClient {
         if let Some(lm) = &validators.last_modified {
             headers.insert(IF_MODIFIED_SINCE, lm.clone());
         }
+        self.reader_headers(&mut headers);
         self.get(
             url,
             headers,
@@ -148,9 +200,12 @@ impl FeedClient {
         validators: &Validators,
         wait: Duration,
     ) -> Result<Waited, FetchError> {
+        let mut reader = HeaderMap::new();
+        self.reader_headers(&mut reader);
         let mut request = self
             .http
             .get(url.clone())
+            .headers(reader)
             .header("prefer", format!("wait={}", wait.as_secs()))
             .timeout(wait + self.limits.timeout);
         if let Some(etag) = &validators.etag {

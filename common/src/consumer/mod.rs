@@ -309,7 +309,8 @@ impl<P: Projection> Consumer<P> {
         metrics: ConsumerMetrics,
         shutdown: CancellationToken,
     ) -> Result<Consumer<P>, Error> {
-        let client = FeedClient::new(&settings.feed_url, settings.limits.clone())?;
+        let client = FeedClient::new(&settings.feed_url, settings.limits.clone())?
+            .with_reader(&settings.name);
         let polled_url = Mutex::new(settings.feed_url.clone());
         let lease = lease::Lease::new(db.clone(), &settings.name, settings.lease_ttl)?;
         Ok(Consumer {

@@ -163,6 +163,9 @@ impl<P: Projection> Consumer<P> {
             lock(&self.inner.status).head_updated_us = newest.updated_us;
         }
         let checkpoint = store::checkpoint(&self.inner.db).await?;
+        if let Some(id) = &checkpoint.entry_id {
+            self.inner.client.set_checkpoint(id);
+        }
         // RFC 4287 §4.2.6: an atom:id is permanent and universally unique, so another id is
         // another feed, whatever URL it is served at.
         if let Some(expected) = &checkpoint.feed_id {
@@ -378,6 +381,10 @@ impl<P: Projection> Consumer<P> {
             }
             let started = std::time::Instant::now();
             self.apply_with_retry(&batch, &direction).await?;
+            if let (Direction::Forward(_), Some((entry, _))) = (&direction, batch.last()) {
+                // The publisher learns how far this reader got with its next request.
+                self.inner.client.set_checkpoint(&entry.id);
+            }
             tracing::debug!(entries = batch.len(), took = ?started.elapsed(), "batch applied");
             handled += batch.len() as u64;
             self.subtract_pending(batch.len() as u64);

@@ -11,6 +11,7 @@ mod compress;
 mod conditional;
 mod negotiate;
 mod paging;
+mod readers;
 mod render;
 mod store;
 
@@ -24,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -32,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 pub use conditional::{not_modified, requested_wait, Validators, MAX_WAIT_SECS};
 pub use negotiate::{Encoding, NotAcceptable, Representation};
 pub use paging::{PageSize, Position};
+use readers::Readers;
+pub use readers::{LagSample, ReaderReport, FLUSH_EVERY, SILENT_AFTER};
 pub use render::{render, render_as, FeedIdentity, Page, PageLinks, HISTORY_NS};
 pub use store::{Appended, NewEntry, StoredEntry, NOTIFY_CHANNEL};
 
@@ -60,7 +64,12 @@ pub struct FeedSettings {
     /// Entries per archive page: `None` keeps the size the feed was created with
     /// ([`PageSize::DEFAULT`] for a new feed); a different size than recorded is refused.
     pub page_size: Option<PageSize>,
+    /// A reader silent for this long is forgotten.
+    pub reader_expiry: Duration,
 }
+
+/// [`FeedSettings::reader_expiry`] unless configured: a day.
+pub const READER_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
 /// A transaction whose last writes are feed entries: committed only by [`FeedTx::commit`].
 #[must_use = "dropping a FeedTx rolls the transaction back"]
@@ -146,6 +155,8 @@ impl Rendered {
 pub struct FeedMetrics {
     responses: Family<FeedLabels, Counter>,
     compressions: Family<CodingLabels, Counter>,
+    reader_behind: Family<ReaderLabels, Gauge>,
+    reader_silence: Family<ReaderLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -153,6 +164,11 @@ struct FeedLabels {
     page: &'static str,
     representation: &'static str,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReaderLabels {
+    reader: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,6 +184,18 @@ impl FeedMetrics {
             "Feed pages served, by page kind (head, archive), representation (atom, inline, \
              events) and status (200, 304, 307, 406)",
             m.responses.clone(),
+        );
+        registry.register(
+            "feed_reader_entries_behind",
+            "Per reader naming itself (Feed-Reader): entries between its reported checkpoint \
+             and the head, as of the last flush (every 5 s)",
+            m.reader_behind.clone(),
+        );
+        registry.register(
+            "feed_reader_seconds_since_seen",
+            "Per reader naming itself (Feed-Reader): seconds since its last request, as of \
+             the last flush (every 5 s)",
+            m.reader_silence.clone(),
         );
         registry.register(
             "feed_compressions",
@@ -200,6 +228,10 @@ struct Inner {
     /// The subscription document for the position it was rendered at, per representation.
     head_pages: [Mutex<Option<HeadPage>>; 3],
     archives: Mutex<lru::LruCache<(Representation, i64), Arc<Rendered>>>,
+    /// Who reads the feed, from the headers they send.
+    readers: Readers,
+    /// Readers with metric series, to remove the series of those that expire.
+    reader_series: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A rendered subscription document and the position it was rendered at.
@@ -228,6 +260,8 @@ impl Publisher {
             created_us,
         };
         let newest = store::newest(&db).await?;
+        let clock_for_readers = clock.clone();
+        let reader_expiry = settings.reader_expiry;
         let cache_size = NonZeroUsize::new(ARCHIVE_CACHE_PAGES).unwrap_or(NonZeroUsize::MIN);
         Ok(Publisher {
             inner: Arc::new(Inner {
@@ -240,6 +274,8 @@ impl Publisher {
                 head: watch::Sender::new(newest),
                 head_pages: Default::default(),
                 archives: Mutex::new(lru::LruCache::new(cache_size)),
+                readers: Readers::new(clock_for_readers, reader_expiry),
+                reader_series: Mutex::default(),
             }),
         })
     }
@@ -298,6 +334,88 @@ impl Publisher {
                 }
             }
         });
+        Ok(())
+    }
+
+    /// Notes the reader a request names (`Feed-Reader`, `Feed-Reader-Checkpoint`); memory
+    /// only, so a `304` still touches no database. `peer` is the connection's address.
+    pub fn observe_reader(&self, request: &HeaderMap, peer: Option<std::net::IpAddr>) {
+        self.inner.readers.observe(request, peer);
+    }
+
+    /// The readers known, by name.
+    pub fn readers(&self) -> Vec<ReaderReport> {
+        self.inner.readers.report(self.head_position())
+    }
+
+    /// Loads the readers remembered, then every [`FLUSH_EVERY`] until `shutdown` (and once
+    /// more then) writes what changed and updates the reader metrics.
+    pub async fn track_readers(&self, shutdown: CancellationToken) -> Result<(), Error> {
+        self.inner.readers.load(&self.inner.db).await?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let stop = tokio::select! {
+                    _ = shutdown.cancelled() => true,
+                    _ = tokio::time::sleep(FLUSH_EVERY) => false,
+                };
+                if this.inner.db.pool().is_closed() {
+                    break;
+                }
+                if let Err(e) = this.flush_readers().await {
+                    tracing::warn!(error = %e, "cannot write the feed's readers");
+                }
+                if stop {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Resolves checkpoints, writes changed readers, forgets the long silent, samples lag,
+    /// and updates the metrics; [`Publisher::track_readers`] calls it every few seconds.
+    pub async fn flush_readers(&self) -> Result<(), Error> {
+        let head = self.head_position();
+        self.inner.readers.flush(&self.inner.db, head).await?;
+        let metrics = &self.inner.metrics;
+        let readers = self.inner.readers.report(head);
+        // Forget the series of readers that expired.
+        let known: std::collections::HashSet<&str> =
+            readers.iter().map(|r| r.name.as_str()).collect();
+        for family in [&metrics.reader_behind, &metrics.reader_silence] {
+            let gone: Vec<ReaderLabels> = self
+                .inner
+                .reader_series
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .filter(|n| !known.contains(n.as_str()))
+                .map(|n| ReaderLabels { reader: n.clone() })
+                .collect();
+            for labels in gone {
+                family.remove(&labels);
+            }
+        }
+        let mut series = self
+            .inner
+            .reader_series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        series.clear();
+        for r in &readers {
+            let labels = ReaderLabels {
+                reader: r.name.clone(),
+            };
+            if let Some(behind) = r.behind {
+                metrics.reader_behind.get_or_create(&labels).set(behind);
+            }
+            metrics
+                .reader_silence
+                .get_or_create(&labels)
+                .set(r.seconds_since_seen);
+            series.insert(r.name.clone());
+        }
         Ok(())
     }
 

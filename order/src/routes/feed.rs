@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::openapi::Problem;
 use crate::{AppState, Error};
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/order/feed", get(head))
         .route("/order/feed/archive/{page}", get(archive))
@@ -20,6 +20,42 @@ pub fn router() -> Router<AppState> {
         .route("/order/feed/inline/archive/{page}", get(inline_archive))
         .route("/order/feed/events", get(events_head))
         .route("/order/feed/events/archive/{page}", get(events_archive))
+        // Every page request may name its reader; noted before the page is served.
+        .route_layer(axum::middleware::from_fn_with_state(state, observe_reader))
+        .route("/order/feed/readers", get(readers))
+}
+
+async fn observe_reader(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    state.feed.observe_reader(request.headers(), peer);
+    next.run(request).await
+}
+
+/// Who reads the feed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Readers {
+    /// The newest position in the feed.
+    head: i64,
+    /// Readers that named themselves (`Feed-Reader`), by name.
+    #[schema(value_type = Vec<Object>)]
+    readers: Vec<common::feed::ReaderReport>,
+}
+
+#[utoipa::path(get, path = "/order/feed/readers", tag = "feed",
+    responses((status = 200, description = "Readers that name themselves, with their checkpoint, lag and last request", body = Readers)))]
+pub(crate) async fn readers(State(state): State<AppState>) -> axum::Json<Readers> {
+    axum::Json(Readers {
+        head: state.feed.head_position(),
+        readers: state.feed.readers(),
+    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
