@@ -219,3 +219,62 @@ async fn reader_lag_and_silence_are_metrics() {
     );
     assert!(text.contains("feed_reader_seconds_since_seen{reader=\"audit\"} 0"));
 }
+
+/// An order's page says, per reader, whether it has the order's newest entry or how many
+/// entries it has to go: right while a consumer is stopped, and right again once it caught up.
+#[tokio::test]
+async fn the_order_page_shows_where_each_reader_stands() {
+    let app = spawn_order(OrderOptions::default()).await;
+    for customer in 1..=3 {
+        app.place(customer).await;
+    }
+    let consumer = spawn_consumer(Kind::Invoicing, &app.url("/order/feed")).await;
+    consumer.poll().await;
+    consumer.poll().await;
+    // The consumer stops polling; two more entries: order 4 placed, order 2 cancelled.
+    app.place(4).await;
+    assert_eq!(app.cancel(2).await.status, 200);
+    readers(&app).await;
+
+    let stopped = [
+        order_page(&app, 1).await,
+        order_page(&app, 2).await,
+        order_page(&app, 4).await,
+    ];
+    consumer.poll().await;
+    consumer.poll().await;
+    readers(&app).await;
+    let caught_up = order_page(&app, 2).await;
+
+    assert_eq!(standing(&stopped[0], "invoicing"), "has it");
+    assert_eq!(standing(&stopped[1], "invoicing"), "2 entries to go");
+    assert_eq!(standing(&stopped[2], "invoicing"), "1 entry to go");
+    assert_eq!(standing(&caught_up, "invoicing"), "has it");
+}
+
+async fn order_page(app: &OrderApp, id: i64) -> String {
+    let page = app
+        .get_with(
+            &format!("/order/ui/orders/{id}"),
+            &[("accept", "text/html")],
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    page.text()
+}
+
+/// The text of the standing cell in `reader`'s row of the order page's readers table.
+fn standing(page: &str, reader: &str) -> String {
+    let html = scraper::Html::parse_document(page);
+    let rows = scraper::Selector::parse("section[aria-labelledby=readers-title] tbody tr").unwrap();
+    let cells = scraper::Selector::parse("td").unwrap();
+    html.select(&rows)
+        .map(|row| {
+            row.select(&cells)
+                .map(|c| c.text().collect::<String>())
+                .collect::<Vec<_>>()
+        })
+        .find(|cells| cells[0] == reader)
+        .unwrap_or_else(|| panic!("no row for {reader} in {page}"))[1]
+        .clone()
+}

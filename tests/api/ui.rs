@@ -111,8 +111,18 @@ async fn every_page_is_valid_html_with_labelled_inputs_and_escaped_values() {
     )
     .await;
 
+    // The readers (invoicing, shipping) with their positions.
+    invoicing.poll_ok().await;
+    shipping.poll_ok().await;
+    order.service.state.feed.flush_readers().await.unwrap();
+
     let mut pages = vec![invalid];
-    for path in ["/order/ui/", "/order/ui/orders/new", "/order/ui/orders/1"] {
+    for path in [
+        "/order/ui/",
+        "/order/ui/orders/new",
+        "/order/ui/orders/1",
+        "/order/ui/readers",
+    ] {
         pages.push(get_page(&base, path).await);
     }
     for (app, paths) in [
@@ -142,7 +152,16 @@ async fn every_page_is_valid_html_with_labelled_inputs_and_escaped_values() {
         shown.contains("<script>alert(1)</script>, 1 & 2 \"Q\""),
         "{shown}"
     );
-    let shipment_page = Html::parse_document(&pages[7].text());
+    let readers_page = Html::parse_document(&pages[4].text());
+    assert_eq!(texts(&readers_page, "h2"), ["invoicing", "shipping"]);
+    assert_eq!(
+        readers_page
+            .select(&Selector::parse("figure.chart svg polyline").unwrap())
+            .count(),
+        2,
+        "a lag chart per reader"
+    );
+    let shipment_page = Html::parse_document(&pages[8].text());
     assert!(texts(&shipment_page, "dd")
         .join("\n")
         .contains("<script>alert(1)</script>"));

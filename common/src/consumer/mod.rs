@@ -227,6 +227,32 @@ struct Status {
     pending: u64,
     /// Why the consumer stopped, while the head stays as it was when it did.
     stopped: Option<Stop>,
+    /// (time µs, entries pending), at most one per second, the last [`LAG_HISTORY`].
+    lag_history: std::collections::VecDeque<(i64, u64)>,
+}
+
+/// Lag samples kept: ten minutes at one per second at most.
+const LAG_HISTORY: usize = 600;
+
+impl Status {
+    /// Records the lag now, unless a sample was taken within the last second.
+    fn sample_lag(&mut self) {
+        let now = chrono::Utc::now().timestamp_micros();
+        if self
+            .lag_history
+            .back()
+            .is_some_and(|(at, _)| now - at < 1_000_000)
+        {
+            if let Some(last) = self.lag_history.back_mut() {
+                last.1 = last.1.max(self.pending);
+            }
+            return;
+        }
+        self.lag_history.push_back((now, self.pending));
+        if self.lag_history.len() > LAG_HISTORY {
+            self.lag_history.pop_front();
+        }
+    }
 }
 
 /// Why a poll stopped early.
@@ -511,6 +537,7 @@ impl<P: Projection> Consumer<P> {
             status.consecutive_failures = 0;
         }
         status.last = Some(report.clone());
+        status.sample_lag();
         report
     }
 
@@ -524,6 +551,7 @@ impl<P: Projection> Consumer<P> {
     fn subtract_pending(&self, n: u64) {
         let mut status = lock(&self.inner.status);
         status.pending = status.pending.saturating_sub(n);
+        status.sample_lag();
     }
 
     /// Handles every entry of the page at `url` again, ignoring the checkpoint: entries already

@@ -224,7 +224,11 @@ impl<P: Projection> Consumer<P> {
                 Slot::Dropped(_, n) => *n,
             })
             .sum();
-        lock(&self.inner.status).pending = pending as u64;
+        {
+            let mut status = lock(&self.inner.status);
+            status.pending = pending as u64;
+            status.sample_lag();
+        }
         *handled += self.handle(slots, Direction::Forward(feed_id)).await?;
         Ok(())
     }

@@ -46,6 +46,8 @@ pub struct Lag {
     /// Age difference between the newest entry in the head and the checkpoint; `null` before
     /// the first entry is handled.
     pub seconds: Option<f64>,
+    /// Entries pending over the last minutes, oldest first (at most one sample a second).
+    pub history: Vec<crate::feed::LagSample>,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,6 +83,14 @@ impl<P: Projection> Consumer<P> {
             lag: Lag {
                 entries: status.pending,
                 seconds: lag_seconds,
+                history: status
+                    .lag_history
+                    .iter()
+                    .map(|&(at_us, pending)| crate::feed::LagSample {
+                        at_us,
+                        behind: pending as i64,
+                    })
+                    .collect(),
             },
             parked: ParkedReport {
                 count: parked_count,

@@ -419,6 +419,16 @@ impl Publisher {
         Ok(())
     }
 
+    /// The newest position after `after` of an entry linking to `link` (`None`: no such
+    /// entry after it). Reads only the entries after `after`.
+    pub async fn newest_with_link(
+        &self,
+        link: &str,
+        after: Position,
+    ) -> Result<Option<Position>, Error> {
+        store::newest_with_link(&self.inner.db, link, after).await
+    }
+
     /// The newest committed position.
     pub fn head_position(&self) -> Position {
         self.inner.head.borrow().position

@@ -71,6 +71,7 @@ pub struct ReaderReport {
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LagSample {
     /// Microseconds since the epoch.
     pub at_us: i64,

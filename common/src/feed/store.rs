@@ -244,3 +244,19 @@ pub async fn page_size(db: &Db, requested: Option<PageSize>) -> Result<PageSize,
         _ => Ok(stored),
     }
 }
+
+/// The newest position after `after` whose entry links to `link`: a range scan of the primary
+/// key from `after`, so its cost is the entries after it, not the feed's length.
+pub async fn newest_with_link(
+    db: &Db,
+    link: &str,
+    after: Position,
+) -> Result<Option<Position>, Error> {
+    let row: (Option<i64>,) =
+        sqlx::query_as("SELECT MAX(position) FROM feed_entries WHERE position > $1 AND link = $2")
+            .bind(after)
+            .bind(link)
+            .fetch_one(db.pool())
+            .await?;
+    Ok(row.0)
+}

@@ -109,6 +109,7 @@ pub fn panel(report: &ConsumerReport, prefix: &str) -> Markup {
                 dd {
                     (report.lag.entries) " entries"
                     @if let Some(s) = report.lag.seconds { ", " (format!("{s:.1}")) " s behind the head" }
+                    (super::chart::lag_chart(&report.lag.history, "entries pending"))
                 }
                 dt { "Lease" }
                 dd {

@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+pub mod chart;
 pub mod consumer;
 pub mod copies;
 
@@ -57,6 +58,9 @@ main{max-width:60rem;margin:0 auto;padding:1rem}
 h1{font-size:1.5rem;margin:.5rem 0 1rem}
 h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
 a{color:#1f5fa8}
+figure.chart{margin:.25rem 0;max-width:24rem}
+figure.chart svg{display:block;color:#1f5fa8;background:#fff;border:1px solid #ddd;border-radius:.2rem}
+figure.chart figcaption{font-size:.85rem;color:#555}
 .scroll,pre{overflow-x:auto}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e3e3e3;vertical-align:top}

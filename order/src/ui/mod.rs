@@ -4,6 +4,7 @@
 
 mod form;
 mod pages;
+mod readers;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/order/ui/orders/new", get(new_order))
         .route("/order/ui/orders/{id}", get(show))
         .route("/order/ui/orders/{id}/cancel", post(cancel))
+        .route(readers::READERS, get(readers_page))
 }
 
 impl From<Error> for HtmlError {
@@ -115,7 +117,26 @@ async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Resp
     let order = store::get(&state.db, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("There is no order {id}.")))?;
-    Ok(pages::page(&format!("Order {id}"), pages::order(&order)))
+    let readers = state.feed.readers();
+    // Only the entries after the slowest reader can decide anything.
+    let newest = match readers.iter().filter_map(|r| r.position).min() {
+        Some(lowest) => state
+            .feed
+            .newest_with_link(&format!("/order/orders/{id}"), lowest)
+            .await
+            .map_err(Error::from)?,
+        None => None,
+    };
+    let body = maud::html! {
+        (pages::order(&order))
+        (readers::on_order_page(&readers, newest))
+    };
+    Ok(pages::page(&format!("Order {id}"), body))
+}
+
+async fn readers_page(State(state): State<AppState>) -> Response {
+    let body = readers::page(&state.feed.readers(), state.feed.head_position());
+    pages::page("Who reads this feed", body)
 }
 
 async fn cancel(

@@ -20,6 +20,7 @@ pub fn list(orders: &[Order], limit: i64) -> Markup {
         div.actions {
             a href=(NEW) { "Place an order" }
             a href="/order/feed" { "Raw feed (Atom)" }
+            a href=(super::readers::READERS) { "Who reads this feed" }
             a href="/order/orders" { "JSON" }
         }
         @if orders.is_empty() {
