@@ -159,6 +159,46 @@ async fn markup_in_an_order_is_shown_as_text_and_never_runs() {
     app.stop().await;
 }
 
+/// The flow seen from the order service: both consumers (running on their own in the
+/// all-in-one server) appear on "Who reads this feed" with a lag chart each, and the order's
+/// page says both have it.
+#[tokio::test]
+async fn the_order_service_shows_who_reads_its_feed() {
+    let app = App::start().await;
+    let mut b = Browser::start("readers", &app.base).await;
+    b.open("/order/ui/orders/new").await;
+    b.select("#customerId", "3").await;
+    b.fill("#count-2", "1").await;
+    b.click_button("Place order").await;
+    assert_eq!(b.path().await, "/order/ui/orders/1");
+
+    // Positions are written every 5 s: reload until both readers stand at the head.
+    let started = std::time::Instant::now();
+    loop {
+        b.open("/order/ui/orders/1").await;
+        let rows = b
+            .texts("section[aria-labelledby=readers-title] tbody tr")
+            .await;
+        if rows.len() == 2 && rows.iter().all(|r| r.contains("has it")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "readers: {rows:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    b.shot("order-with-readers").await;
+    b.click_link("who reads this feed").await;
+    assert_eq!(b.path().await, "/order/ui/readers");
+    assert_eq!(b.texts("main h2").await, ["invoicing", "shipping"]);
+    assert_eq!(b.texts("figure.chart").await.len(), 2, "a lag chart each");
+    b.shot("readers").await;
+
+    b.close().await;
+    app.stop().await;
+}
+
 /// At a phone's width every page fits: nothing but a table's own box scrolls sideways.
 #[tokio::test]
 async fn pages_fit_a_phone_screen() {
@@ -175,6 +215,7 @@ async fn pages_fit_a_phone_screen() {
         ("/order/ui/orders/new", "order-form"),
         ("/order/ui/", "orders"),
         ("/order/ui/orders/1", "order"),
+        ("/order/ui/readers", "readers"),
         ("/invoicing/ui/", "invoices"),
         ("/shipping/ui/", "shipments"),
     ] {

@@ -57,8 +57,11 @@ pub struct ReaderReport {
     pub name: String,
     /// The `atom:id` of the newest entry it reported handled.
     pub checkpoint: Option<String>,
-    /// That entry's position in the feed (`None`: not known to this feed, or not yet resolved).
+    /// The checkpoint's position in the feed as of the last flush (`None`: not an entry of
+    /// this feed, or a first checkpoint not looked up yet).
     pub position: Option<i64>,
+    /// The checkpoint is new and its position not looked up yet (at the next flush).
+    pub resolving: bool,
     /// Entries between its checkpoint and the head.
     pub behind: Option<i64>,
     pub last_seen: String,
@@ -298,8 +301,11 @@ impl Readers {
                 ReaderReport {
                     name: name.clone(),
                     checkpoint: r.checkpoint.clone(),
-                    position: r.position.filter(|_| r.resolved),
-                    behind: r.position.filter(|_| r.resolved).map(|p| (head - p).max(0)),
+                    // While a new checkpoint waits for the next flush, the last position
+                    // known stands (a few seconds old), so steady readers never flicker.
+                    position: r.position,
+                    resolving: !r.resolved,
+                    behind: r.position.map(|p| (head - p).max(0)),
                     last_seen: crate::clock::rfc3339(crate::clock::from_micros(r.last_seen_us)),
                     seconds_since_seen: since,
                     silent: since >= SILENT_AFTER.as_secs() as i64,

@@ -16,19 +16,23 @@ pub fn lag_chart(samples: &[LagSample], what: &str) -> Markup {
     let max = samples.iter().map(|s| s.behind).max().unwrap_or(0);
     let span_us = (last.at_us - first.at_us).max(1) as f64;
     let minutes = ((last.at_us - first.at_us) as f64 / 60e6).ceil().max(1.0) as i64;
-    let points: Vec<String> = samples
-        .iter()
-        .map(|s| {
-            let x = if samples.len() == 1 {
-                WIDTH
-            } else {
-                (s.at_us - first.at_us) as f64 / span_us * WIDTH
-            };
-            // 2 px margins so a flat line at 0 or at the maximum stays visible.
-            let y = HEIGHT - 2.0 - s.behind as f64 / max.max(1) as f64 * (HEIGHT - 4.0);
-            format!("{x:.1},{y:.1}")
-        })
-        .collect();
+    // 2 px margins so a flat line at 0 or at the maximum stays visible.
+    let y = |behind: i64| HEIGHT - 2.0 - behind as f64 / max.max(1) as f64 * (HEIGHT - 4.0);
+    let points: Vec<String> = if samples.len() == 1 {
+        // One sample: a level line across.
+        vec![
+            format!("0.0,{:.1}", y(last.behind)),
+            format!("{WIDTH:.1},{:.1}", y(last.behind)),
+        ]
+    } else {
+        samples
+            .iter()
+            .map(|s| {
+                let x = (s.at_us - first.at_us) as f64 / span_us * WIDTH;
+                format!("{x:.1},{:.1}", y(s.behind))
+            })
+            .collect()
+    };
     let summary = format!(
         "{what}: {} now, at most {max} over the last {minutes} min",
         last.behind
@@ -36,7 +40,6 @@ pub fn lag_chart(samples: &[LagSample], what: &str) -> Markup {
     html! {
         figure.chart {
             svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } preserveAspectRatio="none" width="100%" height=(HEIGHT) role="img" aria-label=(summary) {
-                line x1="0" y1=(HEIGHT - 2.0) x2=(WIDTH) y2=(HEIGHT - 2.0) stroke="#ccc" stroke-width="1" {}
                 polyline points=(points.join(" ")) fill="none" stroke="currentColor" stroke-width="2" vector-effect="non-scaling-stroke" {}
             }
             figcaption { strong { (last.behind) } " " (what) " now · at most " (max) " · last " (minutes) " min" }

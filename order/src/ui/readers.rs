@@ -60,6 +60,7 @@ pub fn page(readers: &[ReaderReport], head: Position) -> Markup {
                         dd {
                             @match (&r.checkpoint, r.position) {
                                 (Some(id), Some(p)) => { "position " (p) " " code { (id) } }
+                                (Some(id), None) if r.resolving => { code { (id) } " (position being looked up)" }
                                 (Some(id), None) => { code { (id) } " (not an entry of this feed)" }
                                 (None, _) => { "nothing handled yet" }
                             }
