@@ -393,6 +393,94 @@ async fn each_representation_and_coding_is_cached_apart_through_nginx() {
     assert_eq!(details, 0.0, "inline consumers fetch no details");
 }
 
+/// Which readers the origin sees behind nginx: long polls go through to it, so the consumers
+/// (which long-poll) and a long-polling reader are seen; a reader whose requests nginx answers
+/// from its cache (an archive page, cached for a year) is not.
+#[tokio::test]
+async fn the_origin_sees_the_readers_that_long_poll_through_nginx() {
+    let Some(c) = cluster() else { return };
+    for n in 0..25 {
+        c.place(1 + n % 5).await;
+    }
+    let archive = format!("{}/order/feed/archive/1", c.url);
+    // Warm the cache, then ask as a named reader: a HIT never reaches the origin.
+    c.client.get(&archive).send().await.unwrap();
+    let hit = c
+        .client
+        .get(&archive)
+        .header("feed-reader", "cached-reader")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hit.headers()["x-cache-status"], "HIT");
+    let head = c
+        .client
+        .get(format!("{}/order/feed", c.url))
+        .send()
+        .await
+        .unwrap();
+    let etag = head.headers()["etag"].to_str().unwrap().to_owned();
+    let long_poll = c
+        .client
+        .get(format!("{}/order/feed", c.url))
+        .header("prefer", "wait=1")
+        .header("if-none-match", &etag)
+        .header("feed-reader", "long-poller")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long_poll.status(), 304);
+
+    // Readers are written every 5 s; wait (bounded) for the consumers and the long poller.
+    let started = Instant::now();
+    let names = loop {
+        let report: Value = c
+            .client
+            .get(format!("{}/order/feed/readers", c.order_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let names: Vec<String> = report["readers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["behind"].is_number())
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect();
+        if ["invoicing", "shipping"]
+            .iter()
+            .all(|n| names.iter().any(|m| m == n))
+            && report["readers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "long-poller")
+        {
+            break report;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{report:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let seen: Vec<&str> = names["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(!seen.contains(&"cached-reader"), "{names:#}");
+    // nginx says where they came from.
+    let invoicing = names["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "invoicing")
+        .unwrap();
+    assert_eq!(invoicing["from"], "127.0.0.1");
+}
+
 /// `feedline check --writes` through nginx and at the origin: nothing fails, at the origin
 /// nothing even warns, and through nginx what differs is only what nginx itself does (see the
 /// README's "Check a feed").
