@@ -208,6 +208,51 @@ async fn an_archive_of_another_feed_is_caught_by_archive_chain_only() {
     );
 }
 
+/// Documents other tools wrote (python-feedgen, ElementTree with an `atom:` prefix and
+/// `xml:base`), served as static files: the document checks pass, links resolve; what a bare
+/// file server lacks is reported, and nothing else.
+#[tokio::test]
+async fn feeds_made_by_other_tools_are_checked_like_ours() {
+    // ElementTree's document has no rel="self" link, a SHOULD of RFC 4287 §4.1.1.
+    for (fixture, without_self) in [
+        ("feedgen-links.xml", false),
+        ("feedgen-content-src.xml", false),
+        ("etree-prefixed.xml", true),
+    ] {
+        let url = crate::foreign_feed::serve_fixture(fixture).await;
+
+        let report = check::run(&args(&url, None, 2)).await.expect("checked");
+
+        let table = report.table();
+        assert_eq!(
+            report.with_status(Status::Fail),
+            vec!["validators"],
+            "{fixture}: {table}"
+        );
+        let mut warned = vec!["history", "head-caching"];
+        if without_self {
+            warned.insert(0, "document");
+            assert!(report
+                .get("document")
+                .unwrap()
+                .observed
+                .contains("rel=\"self\""));
+        }
+        assert_eq!(
+            report.with_status(Status::Warn),
+            warned,
+            "{fixture}: {table}"
+        );
+        for id in ["entry-ids", "links"] {
+            assert_eq!(
+                report.get(id).unwrap().status,
+                Status::Pass,
+                "{fixture}: {id}"
+            );
+        }
+    }
+}
+
 fn feedline(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_feedline"))
         .args(args)

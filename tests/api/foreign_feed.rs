@@ -599,7 +599,7 @@ async fn a_feed_that_no_longer_holds_the_checkpoint_stops_the_consumer() {
 
 /// Serves the fixture file `name` (tests/fixtures/feeds, made by other tools: see
 /// make_fixtures.py there) as the feed, with details for its orders; returns the feed URL.
-async fn serve_fixture(name: &str) -> String {
+pub async fn serve_fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/feeds")
         .join(name);
