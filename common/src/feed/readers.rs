@@ -142,34 +142,50 @@ impl Readers {
             }
             None => None,
         };
-        let origin = header(headers, "x-forwarded-for")
+        let forwarded = header(headers, "x-forwarded-for")
             .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-            .or_else(|| peer.map(|p| p.to_string()))
-            .unwrap_or_else(|| "unknown".into());
+            .map(str::trim)
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
         let now = self.clock.now().timestamp_micros();
         let mut map = self.lock();
-        if !map.contains_key(name) && map.len() >= MAX_READERS {
-            tracing::debug!(
-                reader = name,
-                "too many readers known; not remembering another"
+        // A known reader (the common case) costs no allocation.
+        if !map.contains_key(name) {
+            if map.len() >= MAX_READERS {
+                tracing::debug!(
+                    reader = name,
+                    "too many readers known; not remembering another"
+                );
+                return;
+            }
+            map.insert(
+                name.to_owned(),
+                Reader {
+                    checkpoint: None,
+                    position: None,
+                    resolved: true,
+                    last_seen_us: now,
+                    origin: String::new(),
+                    written_seen_us: 0,
+                    dirty: true,
+                    lag: VecDeque::new(),
+                },
             );
-            return;
         }
-        let reader = map.entry(name.to_owned()).or_insert_with(|| Reader {
-            checkpoint: None,
-            position: None,
-            resolved: true,
-            last_seen_us: now,
-            origin: origin.clone(),
-            written_seen_us: 0,
-            dirty: true,
-            lag: VecDeque::new(),
-        });
+        let Some(reader) = map.get_mut(name) else {
+            return;
+        };
         reader.last_seen_us = reader.last_seen_us.max(now);
-        if reader.origin != origin {
-            reader.origin = origin;
+        let same_origin = match (forwarded, peer) {
+            (Some(f), _) => reader.origin == f,
+            (None, Some(p)) => reader.origin.parse::<std::net::IpAddr>() == Ok(p),
+            (None, None) => reader.origin == "unknown",
+        };
+        if !same_origin {
+            reader.origin = match (forwarded, peer) {
+                (Some(f), _) => f.to_owned(),
+                (None, Some(p)) => p.to_string(),
+                (None, None) => "unknown".to_owned(),
+            };
             reader.dirty = true;
         }
         if let Some(id) = checkpoint {
