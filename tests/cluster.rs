@@ -429,7 +429,8 @@ async fn the_origin_sees_the_readers_that_long_poll_through_nginx() {
         .send()
         .await
         .unwrap();
-    assert_eq!(long_poll.status(), 304);
+    // 304 after the wait, or 200 when another test's order arrived meanwhile.
+    assert!(long_poll.status() == 304 || long_poll.status() == 200);
 
     // Readers are written every 5 s; wait (bounded) for the consumers and the long poller.
     let started = Instant::now();

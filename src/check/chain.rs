@@ -160,6 +160,9 @@ async fn newest_archive_next(
     }
     match probe.get(next, &[]).await {
         Ok(a) if a.url == *head => {}
+        // Entries arrived since the head was read and filled that page: it now follows
+        // this one, as promised.
+        Ok(a) if a.status == 200 && follows(&a, &page.url) => {}
         Ok(a) if a.status == 200 => problems.push(format!(
             "{} is the newest archive, but its next-archive {next} is a page of its own ({}), not the head",
             page.url, a.url
@@ -170,6 +173,12 @@ async fn newest_archive_next(
         )),
         Err(e) => problems.push(e.to_string()),
     }
+}
+
+/// Whether `answer` is a feed page whose `prev-archive` is `url`.
+fn follows(answer: &super::Answer, url: &Url) -> bool {
+    common::consumer::page::parse(&answer.url, &answer.body)
+        .is_ok_and(|p| p.prev_archive.as_ref() == Some(url))
 }
 
 /// The archive checks over a walked chain; refetches every archive once.

@@ -223,9 +223,29 @@ fn head_caching(head: &Page) -> Finding {
 /// RFC 7240 `Prefer: wait`: a server that holds an unchanged conditional GET spares readers
 /// their poll interval.
 async fn long_poll(probe: &Probe, head: &Page, current: &Current) -> Result<Finding, Error> {
-    let mut headers = conditional_headers(current);
-    headers.push(("prefer", format!("wait={WAIT_SECS}")));
-    let a = probe.get(head.url(), &as_refs(&headers)).await?;
+    // A change during the wait answers 200: try again with what it said, a few times.
+    let mut current = Current {
+        etag: current.etag.clone(),
+        last_modified: current.last_modified.clone(),
+    };
+    let mut a = None;
+    for _ in 0..ATTEMPTS {
+        let mut headers = conditional_headers(&current);
+        headers.push(("prefer", format!("wait={WAIT_SECS}")));
+        let answer = probe.get(head.url(), &as_refs(&headers)).await?;
+        if answer.status != 200 {
+            a = Some(answer);
+            break;
+        }
+        current = Current {
+            etag: answer.header("etag").map(str::to_owned),
+            last_modified: answer.header("last-modified").map(str::to_owned),
+        };
+        a = Some(answer);
+    }
+    let Some(a) = a else {
+        return Ok(LONG_POLL.skip("no attempt was made"));
+    };
     let applied = a
         .header("preference-applied")
         .unwrap_or_default()

@@ -36,7 +36,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
     /// A shell command that adds one entry to the feed (a curl POST, say). Enables the checks
-    /// that watch entries arrive; it is run a few times (at most ten).
+    /// that watch entries arrive; it is run a few times (at most twenty).
     #[arg(long, value_name = "COMMAND")]
     pub writes: Option<String>,
     /// Most archive pages walked back from the head.

@@ -24,7 +24,7 @@ pub const ON_TOP: Check = Check {
 };
 
 /// Tries at landing a write within the same wall-clock second as the poll before it.
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: usize = 10;
 
 /// Longest a `--writes` command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
