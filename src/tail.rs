@@ -67,24 +67,8 @@ pub async fn run(
     };
     let head = match tail.client.page(&url, &Validators::default()).await {
         Ok(Conditional::Modified(f)) => f,
-        Ok(Conditional::NotModified) => {
-            return Err(Error::NotAFeed {
-                url: url.to_string(),
-                reason: "304 to an unconditional GET".into(),
-            })
-        }
-        Err(FetchError::Transient(reason)) => {
-            return Err(Error::Unreachable {
-                url: url.to_string(),
-                reason,
-            })
-        }
-        Err(FetchError::Permanent(reason)) => {
-            return Err(Error::NotAFeed {
-                url: url.to_string(),
-                reason,
-            })
-        }
+        Ok(Conditional::NotModified) => return Err(unasked_304(&url)),
+        Err(e) => return Err(fetch_error(&url, e)),
     };
     let mut validators = head.validators.clone();
     tail.start(head, args, out).await?;
@@ -211,29 +195,13 @@ impl Tail {
         loop {
             match self.client.page(url, &Validators::default()).await {
                 Ok(Conditional::Modified(f)) => return self.parse(&f),
-                Ok(Conditional::NotModified) => {
-                    return Err(Error::NotAFeed {
-                        url: url.to_string(),
-                        reason: "304 to an unconditional GET".into(),
-                    })
-                }
+                Ok(Conditional::NotModified) => return Err(unasked_304(url)),
                 Err(FetchError::Transient(reason)) if attempt < 5 => {
                     attempt += 1;
                     eprintln!("feedline tail: {reason}; retrying");
                     tokio::time::sleep(BACKOFF.delay(attempt)).await;
                 }
-                Err(FetchError::Transient(reason)) => {
-                    return Err(Error::Unreachable {
-                        url: url.to_string(),
-                        reason,
-                    })
-                }
-                Err(FetchError::Permanent(reason)) => {
-                    return Err(Error::NotAFeed {
-                        url: url.to_string(),
-                        reason,
-                    })
-                }
+                Err(e) => return Err(fetch_error(url, e)),
             }
         }
     }
@@ -282,10 +250,7 @@ impl Tail {
         shutdown: &CancellationToken,
     ) -> Result<(), Error> {
         match e {
-            FetchError::Permanent(reason) => Err(Error::NotAFeed {
-                url: self.url.to_string(),
-                reason: reason.clone(),
-            }),
+            FetchError::Permanent(_) => Err(fetch_error(&self.url, e.clone())),
             FetchError::Transient(reason) => {
                 let delay = BACKOFF.delay(attempt);
                 eprintln!(
@@ -299,6 +264,27 @@ impl Tail {
                 Ok(())
             }
         }
+    }
+}
+
+/// A failed GET of `url` as the error that ends the tail.
+fn fetch_error(url: &Url, e: FetchError) -> Error {
+    match e {
+        FetchError::Transient(reason) => Error::Unreachable {
+            url: url.to_string(),
+            reason,
+        },
+        FetchError::Permanent(reason) => Error::NotAFeed {
+            url: url.to_string(),
+            reason,
+        },
+    }
+}
+
+fn unasked_304(url: &Url) -> Error {
+    Error::NotAFeed {
+        url: url.to_string(),
+        reason: "304 to an unconditional GET".into(),
     }
 }
 

@@ -16,6 +16,20 @@ async fn readers(app: &OrderApp) -> Value {
     r.json()
 }
 
+/// A GET of the head naming reader `name` at `checkpoint`.
+async fn poll_as(app: &OrderApp, name: &str, checkpoint: &str) {
+    let r = app
+        .get_with(
+            "/order/feed",
+            &[
+                ("feed-reader", name),
+                ("feed-reader-checkpoint", checkpoint),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
 fn reader<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
     report["readers"]
         .as_array()?
@@ -59,14 +73,7 @@ async fn a_reader_that_stops_is_shown_silent_then_expires() {
     .await;
     app.place(1).await;
     let checkpoint = app.entry_id(1, 1).await;
-    app.get_with(
-        "/order/feed",
-        &[
-            ("feed-reader", "audit"),
-            ("feed-reader-checkpoint", &checkpoint),
-        ],
-    )
-    .await;
+    poll_as(&app, "audit", &checkpoint).await;
     assert_eq!(reader(&readers(&app).await, "audit").unwrap()["behind"], 0);
 
     app.place(2).await;
@@ -93,14 +100,7 @@ async fn readers_survive_a_restart_of_the_order_service() {
     app.place(1).await;
     app.place(2).await;
     let checkpoint = app.entry_id(1, 1).await;
-    app.get_with(
-        "/order/feed",
-        &[
-            ("feed-reader", "shipping"),
-            ("feed-reader-checkpoint", &checkpoint),
-        ],
-    )
-    .await;
+    poll_as(&app, "shipping", &checkpoint).await;
     readers(&app).await;
 
     let db = app.stop().await;
@@ -120,14 +120,7 @@ async fn forged_or_malformed_headers_change_nothing_but_that_readers_row() {
     app.place(1).await;
     app.place(2).await;
     let first = app.entry_id(1, 1).await;
-    app.get_with(
-        "/order/feed",
-        &[
-            ("feed-reader", "invoicing"),
-            ("feed-reader-checkpoint", &first),
-        ],
-    )
-    .await;
+    poll_as(&app, "invoicing", &first).await;
     let long = "x".repeat(600);
     for headers in [
         vec![
@@ -201,14 +194,7 @@ async fn reader_lag_and_silence_are_metrics() {
     app.place(1).await;
     app.place(2).await;
     let checkpoint = app.entry_id(1, 1).await;
-    app.get_with(
-        "/order/feed",
-        &[
-            ("feed-reader", "audit"),
-            ("feed-reader-checkpoint", &checkpoint),
-        ],
-    )
-    .await;
+    poll_as(&app, "audit", &checkpoint).await;
     readers(&app).await;
 
     let text = app.get("/order/metrics").await.text();
