@@ -56,6 +56,19 @@ pub async fn run(
     shutdown: CancellationToken,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
+    // Ctrl-C ends it at once, whatever it is waiting for (a long poll, a slow page, a
+    // backoff); each line is written whole, so nothing is cut.
+    tokio::select! {
+        _ = shutdown.cancelled() => Ok(()),
+        result = follow(args, &shutdown, out) => result,
+    }
+}
+
+async fn follow(
+    args: &TailArgs,
+    shutdown: &CancellationToken,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let url = crate::check::parse_url(&args.url)?;
     let client = FeedClient::new(&url, ClientLimits::default())?;
     let mut tail = Tail {
@@ -93,14 +106,14 @@ pub async fn run(
                     Ok(Conditional::NotModified) => None,
                     Err(e) => {
                         failures += 1;
-                        tail.failed(&e, failures, &shutdown).await?;
+                        tail.failed(&e, failures, shutdown).await?;
                         continue;
                     }
                 }
             }
             Err(e) => {
                 failures += 1;
-                tail.failed(&e, failures, &shutdown).await?;
+                tail.failed(&e, failures, shutdown).await?;
                 continue;
             }
         };
@@ -111,7 +124,7 @@ pub async fn run(
                 Ok(()) => validators = next,
                 Err(Error::Unreachable { reason, .. }) => {
                     failures += 1;
-                    tail.failed(&FetchError::Transient(reason), failures, &shutdown)
+                    tail.failed(&FetchError::Transient(reason), failures, shutdown)
                         .await?;
                 }
                 Err(e) => return Err(e),
