@@ -17,7 +17,11 @@ async fn serve(router: axum::Router) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let router = common::http::with_middleware(router);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(common::http::serve(
+        listener,
+        router,
+        CancellationToken::new(),
+    ));
     base
 }
 

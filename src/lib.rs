@@ -110,7 +110,7 @@ impl Services {
         })
     }
 
-    fn router(&self) -> Router {
+    fn router(&self) -> common::http::App {
         let router = Router::new()
             .merge(landing::router())
             .merge(self.order.router())
@@ -178,7 +178,7 @@ pub async fn rebuild(config: Config) -> anyhow::Result<()> {
         Services::build(&config, local_feed_url(listener.local_addr()?)?, &shutdown).await?;
     let server = tokio::spawn(common::http::serve(
         listener,
-        services.order.router(),
+        common::http::with_middleware(services.order.router()),
         shutdown.clone(),
     ));
     let result = async {

@@ -5,6 +5,8 @@ use common::service::run_config;
 use feedline::Command;
 use tokio_util::sync::CancellationToken;
 
+common::allocator!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let config = feedline::Config::parse();

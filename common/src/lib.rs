@@ -10,8 +10,10 @@
 //! - [`config`]: parsing shared configuration values (durations).
 //! - [`telemetry`]: `tracing` set-up.
 //! - [`service`]: a whole consumer service from its [`service::Domain`] (config, routes, run).
+//! - [`allocator`]: jemalloc for every binary, memory given back when idle.
 //! - [`ui`]: the HTML pages' shell, the consumer panel, and pages for versioned copies.
 
+pub mod allocator;
 pub mod clock;
 pub mod config;
 pub mod consumer;

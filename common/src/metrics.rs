@@ -1,12 +1,15 @@
 //! Prometheus metrics: one registry per service (services share a process in all-in-one mode
 //! and in tests, so nothing is global), exposed at `GET /{svc}/metrics` in the text format.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -34,6 +37,17 @@ struct RouteLabels {
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    /// Each route's series, found by its template without building labels: a request pays a
+    /// map lookup, never an allocation (labels are built once per route, method and status).
+    routes: Arc<RwLock<HashMap<String, Vec<Arc<RouteSeries>>>>>,
+}
+
+/// The series of one route and method.
+struct RouteSeries {
+    method: Method,
+    route: String,
+    latency: Histogram,
+    by_status: RwLock<Vec<(u16, Counter)>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -46,6 +60,7 @@ impl HttpMetrics {
         let m = HttpMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            routes: Arc::default(),
         };
         registry.register("http_requests", "HTTP requests served", m.requests.clone());
         registry.register(
@@ -55,35 +70,143 @@ impl HttpMetrics {
         );
         m
     }
+
+    fn series(&self, method: &Method, template: &str) -> Arc<RouteSeries> {
+        if let Some(found) = read(&self.routes)
+            .get(template)
+            .and_then(|s| s.iter().find(|s| s.method == method))
+        {
+            return found.clone();
+        }
+        // `/order/orders/:id` rather than axum's `{id}`: braces in label values trip up some
+        // text-format parsers.
+        let route = template.replace('{', ":").replace('}', "");
+        let latency = self
+            .latency
+            .get_or_create(&RouteLabels {
+                method: method.as_str().to_owned(),
+                route: route.clone(),
+            })
+            .clone();
+        let series = Arc::new(RouteSeries {
+            method: method.clone(),
+            route,
+            latency,
+            by_status: RwLock::default(),
+        });
+        let mut routes = write(&self.routes);
+        let all = routes.entry(template.to_owned()).or_default();
+        if let Some(raced) = all.iter().find(|s| s.method == method) {
+            return raced.clone();
+        }
+        all.push(series.clone());
+        series
+    }
+
+    fn count(&self, series: &RouteSeries, status: u16) {
+        if let Some((_, c)) = read(&series.by_status).iter().find(|(s, _)| *s == status) {
+            c.inc();
+            return;
+        }
+        let mut by_status = write(&series.by_status);
+        if let Some((_, c)) = by_status.iter().find(|(s, _)| *s == status) {
+            c.inc();
+            return;
+        }
+        let counter = self
+            .requests
+            .get_or_create(&RequestLabels {
+                method: series.method.as_str().to_owned(),
+                route: series.route.clone(),
+                status,
+            })
+            .clone();
+        counter.inc();
+        by_status.push((status, counter));
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Counts each request by its route template (never the raw path, which would explode the
-/// number of series).
-async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        // `/order/orders/:id` rather than axum's `{id}`: braces in label values trip up some
-        // text-format parsers.
-        .map_or_else(
-            || "unmatched".to_owned(),
-            |p| p.as_str().replace('{', ":").replace('}', ""),
-        );
-    let response = next.run(req).await;
-    let labels = RouteLabels { method, route };
-    m.latency
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&RequestLabels {
-            method: labels.method,
-            route: labels.route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
+/// number of series), as a layer on every route (only there is the template known).
+#[derive(Clone)]
+struct Track {
+    metrics: HttpMetrics,
+}
+
+impl<S> tower::Layer<S> for Track {
+    type Service = Tracked<S>;
+
+    fn layer(&self, inner: S) -> Tracked<S> {
+        Tracked {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Tracked<S> {
+    inner: S,
+    metrics: HttpMetrics,
+}
+
+impl<S> tower::Service<Request> for Tracked<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let series = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| self.metrics.series(req.method(), p.as_str()));
+        TrackedFuture {
+            inner: self.inner.call(req),
+            started: Instant::now(),
+            series: series.map(|s| (s, self.metrics.clone())),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        series: Option<(Arc<RouteSeries>, HttpMetrics)>,
+    }
+}
+
+impl<F, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(response), Some((series, metrics))) = (&result, this.series.take()) {
+            series.latency.observe(this.started.elapsed().as_secs_f64());
+            metrics.count(&series, response.status().as_u16());
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// Adds request metrics to every route of `router` and serves the registry at `path`.
@@ -95,7 +218,7 @@ pub fn instrument(
 ) -> Router {
     router
         .route(path, get(move || serve(registry.clone())))
-        .route_layer(axum::middleware::from_fn_with_state(http, track))
+        .route_layer(Track { metrics: http })
 }
 
 async fn serve(registry: Arc<Registry>) -> Response {

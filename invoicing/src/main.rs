@@ -1,3 +1,5 @@
+common::allocator!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::service::main::<invoicing::Invoicing>().await

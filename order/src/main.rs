@@ -1,6 +1,8 @@
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+common::allocator!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init();

@@ -83,7 +83,11 @@ async fn the_sales_example_counts_placed_orders_per_item() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = common::http::with_middleware(service.router());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(common::http::serve(
+        listener,
+        router,
+        CancellationToken::new(),
+    ));
     let client = reqwest::Client::new();
     let poll = || async {
         let r = reply(

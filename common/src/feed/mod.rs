@@ -227,6 +227,10 @@ struct Inner {
     head: watch::Sender<Appended>,
     /// The subscription document for the position it was rendered at, per representation.
     head_pages: [Mutex<Option<HeadPage>>; 3],
+    /// Held while a head page is rendered, per representation: one commit wakes every long
+    /// poll at once, and one of them renders the new page while the others wait for it (rather
+    /// than each reading the database and rendering the same page).
+    head_renders: [tokio::sync::Mutex<()>; 3],
     archives: Mutex<lru::LruCache<(Representation, i64), Arc<Rendered>>>,
     /// Who reads the feed, from the headers they send.
     readers: Readers,
@@ -273,6 +277,7 @@ impl Publisher {
                 clock,
                 head: watch::Sender::new(newest),
                 head_pages: Default::default(),
+                head_renders: Default::default(),
                 archives: Mutex::new(lru::LruCache::new(cache_size)),
                 readers: Readers::new(clock_for_readers, reader_expiry),
                 reader_series: Mutex::default(),
@@ -474,15 +479,16 @@ impl Publisher {
             }
         };
         // Subscribe before looking at the head, so a commit in between is not missed.
-        let mut changes = self.inner.head.subscribe();
-        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        let mut waiting =
+            wait.map(|w| (self.inner.head.subscribe(), tokio::time::Instant::now() + w));
         let mut response = loop {
             let response = self
                 .head_response(request, representation, encoding)
                 .await?;
-            let Some(deadline) = deadline else {
+            let Some((changes, deadline)) = &mut waiting else {
                 break response;
             };
+            let deadline = *deadline;
             if response.status() != StatusCode::NOT_MODIFIED {
                 break response;
             }
@@ -557,10 +563,16 @@ impl Publisher {
         etag: String,
     ) -> Result<Arc<Rendered>, Error> {
         let slot = &self.inner.head_pages[representation.index()];
-        if let Some((at, page)) = &*lock(slot) {
-            if *at == position {
-                return Ok(page.clone());
-            }
+        let cached = |slot: &Mutex<Option<HeadPage>>| match &*lock(slot) {
+            Some((at, page)) if *at == position => Some(page.clone()),
+            _ => None,
+        };
+        if let Some(page) = cached(slot) {
+            return Ok(page);
+        }
+        let _rendering = self.inner.head_renders[representation.index()].lock().await;
+        if let Some(page) = cached(slot) {
+            return Ok(page);
         }
         let size = self.inner.page_size;
         // Only up to `position`: the body must match the ETag even if more has committed since.

@@ -1,7 +1,7 @@
 //! `/order/feed`: the order events as Atom, with RFC 5005 archive pages and long polling, in
 //! every representation: by `Accept` at the generic URLs, or at each representation's own.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::openapi::Problem;
 use crate::{AppState, Error};
 
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/order/feed", get(head))
         .route("/order/feed/archive/{page}", get(archive))
@@ -20,22 +20,28 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/order/feed/inline/archive/{page}", get(inline_archive))
         .route("/order/feed/events", get(events_head))
         .route("/order/feed/events/archive/{page}", get(events_archive))
-        // Every page request may name its reader; noted before the page is served.
-        .route_layer(axum::middleware::from_fn_with_state(state, observe_reader))
         .route("/order/feed/readers", get(readers))
 }
 
-async fn observe_reader(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    state.feed.observe_reader(request.headers(), peer);
-    next.run(request).await
+/// The headers of a feed page request, taken from it (not copied: nothing after the
+/// handler's extractors reads them). Every page request may name its reader; it is noted here,
+/// before the page is served.
+pub(crate) struct FeedRequest(HeaderMap);
+
+impl FromRequestParts<AppState> for FeedRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<FeedRequest, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        state.feed.observe_reader(&parts.headers, peer);
+        Ok(FeedRequest(std::mem::take(&mut parts.headers)))
+    }
 }
 
 /// Who reads the feed.
@@ -79,7 +85,7 @@ pub(crate) struct HeadQuery {
 pub(crate) async fn head(
     State(state): State<AppState>,
     Query(query): Query<HeadQuery>,
-    headers: HeaderMap,
+    FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
     serve_head(&state, &headers, &query, None).await
 }
@@ -92,7 +98,7 @@ pub(crate) async fn head(
 pub(crate) async fn inline_head(
     State(state): State<AppState>,
     Query(query): Query<HeadQuery>,
-    headers: HeaderMap,
+    FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
     serve_head(&state, &headers, &query, Some(Representation::AtomInline)).await
 }
@@ -105,7 +111,7 @@ pub(crate) async fn inline_head(
 pub(crate) async fn events_head(
     State(state): State<AppState>,
     Query(query): Query<HeadQuery>,
-    headers: HeaderMap,
+    FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
     serve_head(&state, &headers, &query, Some(Representation::Events)).await
 }
@@ -135,7 +141,7 @@ async fn serve_head(
 pub(crate) async fn archive(
     State(state): State<AppState>,
     Path(page): Path<i64>,
-    headers: HeaderMap,
+    FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
     Ok(state.feed.archive(page, &headers, None).await?)
 }
@@ -148,7 +154,7 @@ pub(crate) async fn archive(
 pub(crate) async fn inline_archive(
     State(state): State<AppState>,
     Path(page): Path<i64>,
-    headers: HeaderMap,
+    FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
     Ok(state
         .feed
@@ -164,7 +170,7 @@ pub(crate) async fn inline_archive(
 pub(crate) async fn events_archive(
     State(state): State<AppState>,
     Path(page): Path<i64>,
-    headers: HeaderMap,
+    FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
     Ok(state
         .feed

@@ -13,7 +13,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(orders::router())
         .merge(catalog::router())
-        .merge(feed::router(state.clone()))
+        .merge(feed::router())
         .merge(health::router())
         .merge(crate::ui::router())
         .route(

@@ -1,24 +1,15 @@
 //! HTTP plumbing shared by every service: problem details, middleware, serving and shutdown.
 
-use std::time::Duration;
-
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::limit::RequestBodyLimitLayer;
 
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tower_http::LatencyUnit;
-use tracing::Level;
+mod edge;
+
+pub use edge::{Edge, REQUEST_TIMEOUT, X_REQUEST_ID};
 
 /// Request bodies larger than this are refused with 413 before any handler runs.
 pub const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -78,119 +69,28 @@ impl IntoResponse for Problem {
     }
 }
 
-/// Turns axum's plain-text rejections (bad path parameter, 413, unknown route) into problems,
-/// or into an HTML error page under a service's `/ui/` pages, where a person is reading.
-async fn problem_for_plain_errors(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let page_for = crate::ui::section_of(req.uri().path());
-    let response = next.run(req).await;
-    let status = response.status();
-    let is_plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
-    if (status.is_client_error() || status.is_server_error()) && is_plain {
-        let (_, body) = response.into_parts();
-        let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
-        let title = status.canonical_reason().unwrap_or("Error");
-        let detail = String::from_utf8_lossy(&text).trim().to_owned();
-        if let Some(section) = page_for {
-            let detail = if detail.is_empty() {
-                title.to_owned()
-            } else {
-                detail
-            };
-            return crate::ui::HtmlError::new(status, section, detail).into_response();
-        }
-        let problem = Problem::new(status, title);
-        return if detail.is_empty() {
-            problem.into_response()
-        } else {
-            problem.detail(detail).into_response()
-        };
-    }
-    response
+/// Adds what every service gets: a 404 problem for unknown routes, then the edge (request id,
+/// log line, timeout, body limit, problem bodies for every error) around the whole router.
+pub fn with_middleware(router: Router) -> App {
+    let router = router.fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found") });
+    Edge::new(router, edge::REQUEST_TIMEOUT, MAX_REQUEST_BODY)
 }
 
-/// Request ids `<random prefix>-<counter>`: unique per process start, and far cheaper than a
-/// UUID per request (no random numbers on the hot path).
-#[derive(Clone)]
-struct SequentialRequestId {
-    prefix: Arc<str>,
-    next: Arc<AtomicU64>,
-}
-
-impl SequentialRequestId {
-    fn new() -> SequentialRequestId {
-        SequentialRequestId {
-            prefix: Arc::from(format!("{:08x}", rand::random::<u32>())),
-            next: Arc::new(AtomicU64::new(1)),
-        }
-    }
-}
-
-impl MakeRequestId for SequentialRequestId {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
-/// Adds the middleware every service gets: request log line, timeout, body limit, problem
-/// bodies for every error, and a 404 problem for unknown routes.
-pub fn with_middleware(router: Router) -> Router {
-    router
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "Not Found") })
-        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(60),
-        ))
-        // Outside the limit and timeout layers, so their plain-text errors become problems too.
-        .layer(axum::middleware::from_fn(problem_for_plain_errors))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        // One log line per request: method, path and request id in the span; status and
-        // latency in the event.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-                    let id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                        request_id = %id,
-                    )
-                })
-                .on_request(())
-                .on_response(
-                    DefaultOnResponse::new()
-                        .level(Level::INFO)
-                        .latency_unit(LatencyUnit::Micros),
-                ),
-        )
-        // Outermost, so the id exists before the span is made. A client's own id is kept.
-        .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
-}
+/// A service's router behind the edge: what [`serve`] serves.
+pub type App = Edge<Router>;
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: App,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     // The peer's address reaches handlers as `ConnectInfo` (the feed's readers list it).
     axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await

@@ -1,0 +1,257 @@
+//! Connections and long polls at scale, against a running order service (`bench/connections`
+//! starts one): the resident memory each idle keep-alive connection and each waiting long poll
+//! adds, whether it is given back once they end, and how long `N` long polls take to be woken
+//! by one commit.
+//!
+//! The client is raw HTTP/1.1 on tokio, one small task and one 8 KB read buffer per connection, so
+//! it is not the bottleneck; connections come from several loopback source addresses so that
+//! 20 000 of them fit in the ephemeral port range.
+//!
+//! Environment: `BENCH_URL` (the head, e.g. `http://127.0.0.1:8080/order/feed`), `BENCH_PID`
+//! (the server's pid, for its memory), `BENCH_CONNECTIONS` (default 10 000).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+
+/// Source addresses 127.0.0.2..=127.0.0.(1 + SOURCES).
+const SOURCES: u8 = 8;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (see bench/connections)"))
+}
+
+/// How many descriptors `pid` has open (its connections among them).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Resident memory of `pid` in KB (VmRSS).
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("server status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+async fn connect(server: SocketAddr, i: usize) -> TcpStream {
+    let source = Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCES as usize) as u8);
+    for attempt in 0..50 {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(IpAddr::V4(source), 0))
+            .expect("bind a source address");
+        match socket.connect(server).await {
+            Ok(s) => return s,
+            Err(e) if attempt < 49 => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("connect {server}: {e}"),
+        }
+    }
+    unreachable!()
+}
+
+/// One response read from `stream`: its status and the instant its head arrived.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Instant) {
+    buf.clear();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let at = Instant::now();
+            let head = std::str::from_utf8(&buf[..end]).expect("head");
+            let status: u16 = head[9..12].parse().expect("status");
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let mut have = buf.len() - end - 4;
+            while have < length {
+                let n = stream.read(&mut chunk).await.expect("read body");
+                assert!(n > 0, "closed mid-body");
+                have += n;
+            }
+            return (status, at);
+        }
+    }
+}
+
+fn request(host: &str, path: &str, extra: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes()
+}
+
+async fn etag(server: SocketAddr, host: &str, path: &str) -> String {
+    let mut s = connect(server, 0).await;
+    s.write_all(&request(host, path, "Connection: close\r\n"))
+        .await
+        .expect("write");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).await.expect("read");
+    let text = String::from_utf8_lossy(&all);
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("etag").then(|| v.trim().to_owned())
+        })
+        .expect("the head has an ETag")
+}
+
+/// Opens `n` connections and sends `req` on each; with `wait_reply`, reads the reply too.
+async fn open(server: SocketAddr, n: usize, req: Arc<Vec<u8>>, wait_reply: bool) -> Vec<TcpStream> {
+    let gate = Arc::new(Semaphore::new(256));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let gate = gate.clone();
+            let req = req.clone();
+            tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("gate");
+                let mut s = connect(server, i).await;
+                s.write_all(&req).await.expect("write");
+                if wait_reply {
+                    let mut buf = Vec::with_capacity(1024);
+                    let (status, _) = read_response(&mut s, &mut buf).await;
+                    assert_eq!(status, 200);
+                }
+                s
+            })
+        })
+        .collect();
+    let mut streams = Vec::with_capacity(n);
+    for t in tasks {
+        streams.push(t.await.expect("connection task"));
+    }
+    streams
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+async fn settle(pid: u32) -> u64 {
+    // Memory is read once the server has had time to finish with what it was sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rss_kb(pid)
+}
+
+async fn place_order(server: SocketAddr, host: &str) -> Instant {
+    let body = r#"{"customerId": 1, "lines": [{"itemId": 2, "count": 3}]}"#;
+    let req = format!(
+        "POST /order/orders HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = connect(server, 0).await;
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let (status, at) = read_response(&mut s, &mut buf).await;
+    assert_eq!(status, 201, "placing the order");
+    at
+}
+
+fn main() {
+    let url = url::Url::parse(&env("BENCH_URL")).expect("BENCH_URL");
+    let pid: u32 = env("BENCH_PID").parse().expect("BENCH_PID");
+    let n: usize = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let server = url.socket_addrs(|| None).expect("address")[0];
+    let host = format!("{}:{}", server.ip(), server.port());
+    let path = url.path().to_owned();
+    // One thread: the server gets the other core, and one thread reading 10 000 replies is
+    // far faster than the server writing them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let base = settle(pid).await;
+        println!("server RSS at start: {:.1} MB", base as f64 / 1024.0);
+
+        let idle = open(server, n, Arc::new(request(&host, &path, "")), true).await;
+        let with_idle = settle(pid).await;
+        println!(
+            "{n} idle keep-alive connections, each after one 200: +{:.1} MB, {:.1} KB each",
+            (with_idle as f64 - base as f64) / 1024.0,
+            (with_idle as f64 - base as f64) / n as f64
+        );
+        drop(idle);
+        let after_idle = settle(pid).await;
+        println!(
+            "after they close: {:.1} MB ({:+.1} MB over the start), {} descriptors open",
+            after_idle as f64 / 1024.0,
+            (after_idle as f64 - base as f64) / 1024.0,
+            open_fds(pid)
+        );
+
+        let tag = etag(server, &host, &path).await;
+        let poll = request(
+            &host,
+            &path,
+            &format!("If-None-Match: {tag}\r\nPrefer: wait=30\r\n"),
+        );
+        let before_polls = rss_kb(pid);
+        let mut polls = open(server, n, Arc::new(poll), false).await;
+        let with_polls = settle(pid).await;
+        println!(
+            "{n} waiting long polls: +{:.1} MB, {:.1} KB each",
+            (with_polls as f64 - before_polls as f64) / 1024.0,
+            (with_polls as f64 - before_polls as f64) / n as f64
+        );
+
+        let readers: Vec<_> = polls
+            .drain(..)
+            .map(|mut s| {
+                tokio::spawn(async move {
+                    let mut buf = Vec::with_capacity(1024);
+                    let (status, at) = read_response(&mut s, &mut buf).await;
+                    (status, at, s)
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        let committed = place_order(server, &host).await;
+        let mut woken = Vec::with_capacity(n);
+        let mut early = 0;
+        let mut streams = Vec::with_capacity(n);
+        for r in readers {
+            let (status, at, s) = r.await.expect("reader");
+            assert_eq!(status, 200, "a long poll ended without the new entry");
+            if at < started {
+                early += 1;
+            }
+            woken.push(at.saturating_duration_since(committed));
+            streams.push(s);
+        }
+        assert_eq!(early, 0, "long polls answered before the commit were not waiting");
+        woken.sort();
+        println!(
+            "{n} long polls woken by one commit, from its 201: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (the POST took {:.1} ms)",
+            percentile(&woken, 0.50).as_secs_f64() * 1e3,
+            percentile(&woken, 0.99).as_secs_f64() * 1e3,
+            percentile(&woken, 1.0).as_secs_f64() * 1e3,
+            (committed - started).as_secs_f64() * 1e3,
+        );
+        drop(streams);
+        let after = settle(pid).await;
+        println!(
+            "after all end: {:.1} MB ({:+.1} MB over the start), {} descriptors open",
+            after as f64 / 1024.0,
+            (after as f64 - base as f64) / 1024.0,
+            open_fds(pid)
+        );
+    });
+}
