@@ -206,3 +206,52 @@ async fn a_commit_on_one_instance_wakes_long_polls_on_another() {
         "woken by NOTIFY, not the 5 s refresh: {elapsed:?}"
     );
 }
+
+/// One commit wakes every waiting long poll at once: the new head page is read from the
+/// database and rendered once, not once per waiting poll, and every poll gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_commit_wakes_every_long_poll_with_one_render() {
+    const POLLS: usize = 40;
+    let app = Arc::new(spawn_order(OrderOptions::default()).await);
+    app.place(1).await;
+    let etag = app
+        .get("/order/feed")
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let renders = |text: String| {
+        let prefix = "feed_head_renders_total{representation=\"atom\"} ";
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("feed_head_renders_total for atom")
+    };
+    let before = renders(app.get("/order/metrics").await.text());
+    let waiting: Vec<_> = (0..POLLS)
+        .map(|_| {
+            let (app, etag) = (app.clone(), etag.clone());
+            tokio::spawn(async move {
+                app.get_with(
+                    "/order/feed",
+                    &[("if-none-match", &etag), ("prefer", "wait=20")],
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(waiting.iter().all(|w| !w.is_finished()), "the polls wait");
+
+    let id = app.place(2).await;
+    for w in waiting {
+        let reply = w.await.unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.feed().entries()[0].title().as_str(),
+            format!("Order {id} placed")
+        );
+    }
+    let after = renders(app.get("/order/metrics").await.text());
+    assert_eq!(after - before, 1.0, "{POLLS} woken polls, one render");
+}

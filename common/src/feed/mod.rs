@@ -155,6 +155,7 @@ impl Rendered {
 pub struct FeedMetrics {
     responses: Family<FeedLabels, Counter>,
     compressions: Family<CodingLabels, Counter>,
+    head_renders: Family<RepresentationLabels, Counter>,
     reader_behind: Family<ReaderLabels, Gauge>,
     reader_silence: Family<ReaderLabels, Gauge>,
 }
@@ -169,6 +170,11 @@ struct FeedLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReaderLabels {
     reader: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RepresentationLabels {
+    representation: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -201,6 +207,12 @@ impl FeedMetrics {
             "feed_compressions",
             "Feed pages coded, by coding: once per page and coding, not per request",
             m.compressions.clone(),
+        );
+        registry.register(
+            "feed_head_renders",
+            "Head pages read from the database and rendered, by representation: once per \
+             position, however many requests (long polls woken by one commit) ask for it",
+            m.head_renders.clone(),
         );
         m
     }
@@ -591,6 +603,13 @@ impl Publisher {
             ..PageLinks::default()
         };
         let page = render_as(representation, &self.inner.identity, &links, &entries)?;
+        self.inner
+            .metrics
+            .head_renders
+            .get_or_create(&RepresentationLabels {
+                representation: label(representation),
+            })
+            .inc();
         let page = Arc::new(Rendered::new(
             representation,
             page,
