@@ -238,11 +238,9 @@ struct Inner {
     /// The newest committed entry. Only ever moves forward.
     head: watch::Sender<Appended>,
     /// The subscription document for the position it was rendered at, per representation.
+    /// One commit wakes every long poll at once: one of them renders the new page while the
+    /// others wait for it (rather than each reading the database and rendering the same page).
     head_pages: [Mutex<Option<HeadPage>>; 3],
-    /// Held while a head page is rendered, per representation: one commit wakes every long
-    /// poll at once, and one of them renders the new page while the others wait for it (rather
-    /// than each reading the database and rendering the same page).
-    head_renders: [tokio::sync::Mutex<()>; 3],
     archives: Mutex<lru::LruCache<(Representation, i64), Arc<Rendered>>>,
     /// Who reads the feed, from the headers they send.
     readers: Readers,
@@ -251,7 +249,9 @@ struct Inner {
 }
 
 /// A rendered subscription document and the position it was rendered at.
-type HeadPage = (Position, Arc<Rendered>);
+/// The head page at a position: rendered once, by whichever request comes first.
+type HeadCell = tokio::sync::OnceCell<Arc<Rendered>>;
+type HeadPage = (Position, Arc<HeadCell>);
 
 /// The publishing side of a feed. Cheap to clone.
 #[derive(Clone)]
@@ -289,7 +289,6 @@ impl Publisher {
                 clock,
                 head: watch::Sender::new(newest),
                 head_pages: Default::default(),
-                head_renders: Default::default(),
                 archives: Mutex::new(lru::LruCache::new(cache_size)),
                 readers: Readers::new(clock_for_readers, reader_expiry),
                 reader_series: Mutex::default(),
@@ -574,18 +573,33 @@ impl Publisher {
         position: Position,
         etag: String,
     ) -> Result<Arc<Rendered>, Error> {
-        let slot = &self.inner.head_pages[representation.index()];
-        let cached = |slot: &Mutex<Option<HeadPage>>| match &*lock(slot) {
-            Some((at, page)) if *at == position => Some(page.clone()),
-            _ => None,
+        let cell = {
+            let mut slot = lock(&self.inner.head_pages[representation.index()]);
+            match &*slot {
+                Some((at, cell)) if *at == position => cell.clone(),
+                // A request that saw an older head than the one cached renders its own page.
+                Some((at, _)) if *at > position => Arc::default(),
+                _ => {
+                    let cell: Arc<HeadCell> = Arc::default();
+                    *slot = Some((position, cell.clone()));
+                    cell
+                }
+            }
         };
-        if let Some(page) = cached(slot) {
-            return Ok(page);
-        }
-        let _rendering = self.inner.head_renders[representation.index()].lock().await;
-        if let Some(page) = cached(slot) {
-            return Ok(page);
-        }
+        // The first request renders; the others wait on the cell and are all woken together
+        // once it is set (a failed render leaves it empty, for the next request to try).
+        let page = cell
+            .get_or_try_init(|| self.render_head(representation, position, etag))
+            .await?;
+        Ok(page.clone())
+    }
+
+    async fn render_head(
+        &self,
+        representation: Representation,
+        position: Position,
+        etag: String,
+    ) -> Result<Arc<Rendered>, Error> {
         let size = self.inner.page_size;
         // Only up to `position`: the body must match the ETag even if more has committed since.
         let entries = store::range(
@@ -616,10 +630,6 @@ impl Publisher {
             etag,
             entries.first().map(|e| e.updated_us),
         ));
-        let mut cached = lock(slot);
-        if cached.as_ref().is_none_or(|(at, _)| *at < position) {
-            *cached = Some((position, page.clone()));
-        }
         Ok(page)
     }
 
