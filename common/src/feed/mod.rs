@@ -248,9 +248,9 @@ struct Inner {
     reader_series: Mutex<std::collections::HashSet<String>>,
 }
 
-/// A rendered subscription document and the position it was rendered at.
-/// The head page at a position: rendered once, by whichever request comes first.
+/// The subscription document at one position: rendered once, by whichever request comes first.
 type HeadCell = tokio::sync::OnceCell<Arc<Rendered>>;
+/// The position the newest head cell is for, and the cell.
 type HeadPage = (Position, Arc<HeadCell>);
 
 /// The publishing side of a feed. Cheap to clone.
