@@ -255,6 +255,15 @@ impl OrderApp {
         self.get_with(path, &[]).await
     }
 
+    /// The `ETag` of `GET path`.
+    pub async fn etag(&self, path: &str) -> String {
+        self.get(path)
+            .await
+            .header("etag")
+            .expect("an ETag")
+            .to_owned()
+    }
+
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         let mut req = self.client.get(self.url(path));
         for (k, v) in headers {

@@ -18,12 +18,7 @@ use crate::helpers::{fresh_db, on_postgres, spawn_order, spawn_order_on, OrderOp
 #[tokio::test]
 async fn a_long_poll_is_answered_as_soon_as_an_entry_commits() {
     let app = Arc::new(spawn_order(OrderOptions::default()).await);
-    let etag = app
-        .get("/order/feed")
-        .await
-        .header("etag")
-        .unwrap()
-        .to_owned();
+    let etag = app.etag("/order/feed").await;
     let started = Instant::now();
     let waiting = {
         let (app, etag) = (app.clone(), etag.clone());
@@ -58,12 +53,7 @@ async fn a_long_poll_is_answered_as_soon_as_an_entry_commits() {
 #[tokio::test]
 async fn an_unchanged_long_poll_ends_with_304_after_the_wait() {
     let app = spawn_order(OrderOptions::default()).await;
-    let etag = app
-        .get("/order/feed")
-        .await
-        .header("etag")
-        .unwrap()
-        .to_owned();
+    let etag = app.etag("/order/feed").await;
 
     let started = Instant::now();
     let reply = app
@@ -214,12 +204,7 @@ async fn one_commit_wakes_every_long_poll_with_one_render() {
     const POLLS: usize = 40;
     let app = Arc::new(spawn_order(OrderOptions::default()).await);
     app.place(1).await;
-    let etag = app
-        .get("/order/feed")
-        .await
-        .header("etag")
-        .unwrap()
-        .to_owned();
+    let etag = app.etag("/order/feed").await;
     let renders = |text: String| {
         let prefix = "feed_head_renders_total{representation=\"atom\"} ";
         text.lines()

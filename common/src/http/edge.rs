@@ -109,7 +109,8 @@ where
             }
         };
         let page_for = crate::ui::section_of(request.uri().path());
-        let span = if tracing::enabled!(tracing::Level::INFO) {
+        let logging = tracing::enabled!(tracing::Level::INFO);
+        let span = if logging {
             tracing::info_span!(
                 "request",
                 method = %request.method(),
@@ -119,7 +120,8 @@ where
         } else {
             tracing::Span::none()
         };
-        let started = Instant::now();
+        // The clock is read only for the log line (the route metrics time requests themselves).
+        let started = logging.then(Instant::now);
         let response = match limit_body(request, self.body_limit) {
             Ok(request) => {
                 // The ready service is taken, a clone left in its place (tower's contract).
@@ -144,11 +146,13 @@ where
                     response = problem_for_plain_error(response, page_for).await;
                 }
                 response.headers_mut().insert(X_REQUEST_ID, id);
-                tracing::info!(
-                    status = response.status().as_u16(),
-                    latency_us = started.elapsed().as_micros() as u64,
-                    "finished processing request"
-                );
+                if let Some(started) = started {
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        latency_us = started.elapsed().as_micros() as u64,
+                        "finished processing request"
+                    );
+                }
                 Ok(response)
             }
             .instrument(span),
