@@ -240,6 +240,35 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Most parameters Postgres takes in one statement (the protocol counts them in 16 bits).
+pub const POSTGRES_MAX_PARAMS: usize = 65_535;
+
+/// What both kinds of sqlx query have in common: binding the next parameter. Lets one function
+/// bind a row's values whether the statement returns rows or not.
+pub trait Binds<'q>: Sized {
+    fn push<T>(self, value: T) -> Self
+    where
+        T: 'q + sqlx::Encode<'q, Any> + sqlx::Type<Any>;
+}
+
+impl<'q> Binds<'q> for sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    fn push<T>(self, value: T) -> Self
+    where
+        T: 'q + sqlx::Encode<'q, Any> + sqlx::Type<Any>,
+    {
+        self.bind(value)
+    }
+}
+
+impl<'q, O> Binds<'q> for sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>> {
+    fn push<T>(self, value: T) -> Self
+    where
+        T: 'q + sqlx::Encode<'q, Any> + sqlx::Type<Any>,
+    {
+        self.bind(value)
+    }
+}
+
 /// Parameters per multi-row statement, at most: a consumer batch of 256 entries takes a few
 /// statements per table (SQLite allows 32 766 parameters, Postgres 65 535). (On SQLite, multi-row statements use anonymous `?` parameters: sqlx
 /// looks up each named `$N` by a linear scan of the statement's parameter list, so binding
@@ -260,6 +289,17 @@ pub const fn rows_per_statement(cols: usize) -> usize {
 /// `($1, $2), ($3, $4), …` (Postgres) or `(?, ?), (?, ?), …` (SQLite): placeholders for a
 /// multi-row `VALUES` of `rows` rows of `cols` columns, the statement's only parameters.
 pub fn values_placeholders(backend: Backend, rows: usize, cols: usize) -> String {
+    values_placeholders_from(backend, 1, rows, cols)
+}
+
+/// [`values_placeholders`] numbered from `first` (Postgres): for a statement whose first
+/// `first - 1` parameters are others.
+pub fn values_placeholders_from(
+    backend: Backend,
+    first: usize,
+    rows: usize,
+    cols: usize,
+) -> String {
     let mut sql = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -270,7 +310,7 @@ pub fn values_placeholders(backend: Backend, rows: usize, cols: usize) -> String
             if c > 0 {
                 sql.push_str(", ");
             }
-            push_param(&mut sql, backend, r * cols + c + 1);
+            push_param(&mut sql, backend, first + r * cols + c);
         }
         sql.push(')');
     }

@@ -3,7 +3,10 @@
 use common::clock::{from_micros, rfc3339};
 use std::collections::HashMap;
 
-use common::db::{list_placeholders, rows_per_statement, values_placeholders, Backend, Db};
+use common::db::{
+    list_placeholders, rows_per_statement, values_placeholders, values_placeholders_from, Backend,
+    Binds, Db,
+};
 use sqlx::AnyConnection;
 
 use crate::model::{Address, Item, Order, OrderCustomer, OrderLine, Status};
@@ -116,6 +119,15 @@ pub async fn allocate_ids(
     }
 }
 
+const ORDER_PARAMS: usize = 16;
+const LINE_COLUMNS: &str = "order_id, line_no, item_id, item_name, price_cents, count";
+const LINE_PARAMS: usize = 6;
+const KEY_COLUMNS: &str = "key, request_hash, order_id, created_us";
+const KEY_PARAMS: usize = 4;
+
+/// A new idempotency key: `(key, request hash, order id)`.
+pub type NewKey<'a> = (&'a str, &'a str, i64);
+
 /// Inserts new orders (version 1, ids already allocated) and their lines, a few statements
 /// for any number of orders.
 pub async fn insert_all(
@@ -124,58 +136,127 @@ pub async fn insert_all(
     created_us: i64,
 ) -> Result<(), Error> {
     let backend = Backend::of(conn);
-    for chunk in orders.chunks(rows_per_statement(16)) {
+    for chunk in orders.chunks(rows_per_statement(ORDER_PARAMS)) {
         let sql = format!(
-            "INSERT INTO orders (id, version, status, customer_id, customer_name, \
-             customer_firstname, customer_email, ship_street, ship_zip, ship_city, bill_street, \
-             bill_zip, bill_city, total_cents, created_us, updated_us) VALUES {}",
-            values_placeholders(backend, chunk.len(), 16)
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES {}",
+            values_placeholders(backend, chunk.len(), ORDER_PARAMS)
         );
         let mut query = sqlx::query(&sql);
         for o in chunk {
-            query = query
-                .bind(o.id)
-                .bind(o.version)
-                .bind(o.status.as_str())
-                .bind(o.customer.customer_id)
-                .bind(&o.customer.name)
-                .bind(&o.customer.firstname)
-                .bind(&o.customer.email)
-                .bind(&o.shipping_address.street)
-                .bind(&o.shipping_address.zip)
-                .bind(&o.shipping_address.city)
-                .bind(&o.billing_address.street)
-                .bind(&o.billing_address.zip)
-                .bind(&o.billing_address.city)
-                .bind(o.total_cents)
-                .bind(created_us)
-                .bind(created_us);
+            query = bind_order(query, o, created_us);
         }
         query.execute(&mut *conn).await?;
     }
-    let lines: Vec<(i64, i64, &OrderLine)> = orders
-        .iter()
-        .flat_map(|o| (0..).zip(&o.lines).map(move |(no, l)| (o.id, no, l)))
-        .collect();
-    for chunk in lines.chunks(rows_per_statement(6)) {
+    let lines: Vec<(i64, i64, &OrderLine)> = lines_of(orders).collect();
+    for chunk in lines.chunks(rows_per_statement(LINE_PARAMS)) {
         let sql = format!(
-            "INSERT INTO order_lines (order_id, line_no, item_id, item_name, price_cents, count) \
-             VALUES {}",
-            values_placeholders(backend, chunk.len(), 6)
+            "INSERT INTO order_lines ({LINE_COLUMNS}) VALUES {}",
+            values_placeholders(backend, chunk.len(), LINE_PARAMS)
         );
         let mut query = sqlx::query(&sql);
-        for (order_id, no, l) in chunk {
-            query = query
-                .bind(*order_id)
-                .bind(*no)
-                .bind(l.item.item_id)
-                .bind(&l.item.name)
-                .bind(l.item.price_cents)
-                .bind(l.count);
+        for line in chunk {
+            query = bind_line(query, *line);
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Postgres: the inserts of [`insert_all`] and [`remember_keys`] as data-modifying common
+/// table expressions (`orders_new AS (INSERT …), …, `) for one statement with the feed append
+/// (see `common::feed::Publisher::append_alone_sql`), and how many parameters they take;
+/// bind them with [`bind_inserts`].
+pub fn inserts_as_ctes(orders: &[Order], keys: &[NewKey]) -> (String, usize, Vec<&'static str>) {
+    let lines = lines_of(orders).count();
+    let mut sql = String::new();
+    let mut params = 0;
+    let mut names = Vec::new();
+    let mut cte = |name: &'static str, table: &str, columns: &str, rows: usize, cols: usize| {
+        if rows > 0 {
+            names.push(name);
+            sql.push_str(&format!(
+                "{name} AS (INSERT INTO {table} ({columns}) VALUES {} RETURNING 1), ",
+                values_placeholders_from(Backend::Postgres, params + 1, rows, cols)
+            ));
+            params += rows * cols;
+        }
+    };
+    cte(
+        "orders_new",
+        "orders",
+        ORDER_COLUMNS,
+        orders.len(),
+        ORDER_PARAMS,
+    );
+    cte("lines_new", "order_lines", LINE_COLUMNS, lines, LINE_PARAMS);
+    cte(
+        "keys_new",
+        "idempotency_keys",
+        KEY_COLUMNS,
+        keys.len(),
+        KEY_PARAMS,
+    );
+    (sql, params, names)
+}
+
+/// Binds the parameters of [`inserts_as_ctes`].
+pub fn bind_inserts<'q, Q: Binds<'q>>(
+    mut query: Q,
+    orders: &'q [Order],
+    keys: &'q [NewKey<'q>],
+    now_us: i64,
+) -> Q {
+    for o in orders {
+        query = bind_order(query, o, now_us);
+    }
+    for line in lines_of(orders) {
+        query = bind_line(query, line);
+    }
+    for key in keys {
+        query = bind_key(query, key, now_us);
+    }
+    query
+}
+
+/// Every line of `orders`: `(order id, line number, line)`.
+fn lines_of(orders: &[Order]) -> impl Iterator<Item = (i64, i64, &OrderLine)> {
+    orders
+        .iter()
+        .flat_map(|o| (0..).zip(&o.lines).map(move |(no, l)| (o.id, no, l)))
+}
+
+fn bind_order<'q, Q: Binds<'q>>(query: Q, o: &'q Order, created_us: i64) -> Q {
+    query
+        .push(o.id)
+        .push(o.version)
+        .push(o.status.as_str())
+        .push(o.customer.customer_id)
+        .push(o.customer.name.as_str())
+        .push(o.customer.firstname.as_str())
+        .push(o.customer.email.as_str())
+        .push(o.shipping_address.street.as_str())
+        .push(o.shipping_address.zip.as_str())
+        .push(o.shipping_address.city.as_str())
+        .push(o.billing_address.street.as_str())
+        .push(o.billing_address.zip.as_str())
+        .push(o.billing_address.city.as_str())
+        .push(o.total_cents)
+        .push(created_us)
+        .push(created_us)
+}
+
+fn bind_line<'q, Q: Binds<'q>>(query: Q, (order_id, no, l): (i64, i64, &'q OrderLine)) -> Q {
+    query
+        .push(order_id)
+        .push(no)
+        .push(l.item.item_id)
+        .push(l.item.name.as_str())
+        .push(l.item.price_cents)
+        .push(l.count)
+}
+
+fn bind_key<'q, Q: Binds<'q>>(query: Q, (key, hash, order_id): &NewKey<'q>, now_us: i64) -> Q {
+    query.push(*key).push(*hash).push(*order_id).push(now_us)
 }
 
 /// Locks order `id` for a state change until the transaction ends; false when there is no
@@ -308,18 +389,18 @@ pub async fn idempotency_keys(
 /// Remembers `(key, request hash, order id)` for each new key.
 pub async fn remember_keys(
     conn: &mut AnyConnection,
-    keys: &[(&str, &str, i64)],
+    keys: &[NewKey<'_>],
     now_us: i64,
 ) -> Result<(), Error> {
     let backend = Backend::of(conn);
-    for chunk in keys.chunks(rows_per_statement(4)) {
+    for chunk in keys.chunks(rows_per_statement(KEY_PARAMS)) {
         let sql = format!(
-            "INSERT INTO idempotency_keys (key, request_hash, order_id, created_us) VALUES {}",
-            values_placeholders(backend, chunk.len(), 4)
+            "INSERT INTO idempotency_keys ({KEY_COLUMNS}) VALUES {}",
+            values_placeholders(backend, chunk.len(), KEY_PARAMS)
         );
         let mut query = sqlx::query(&sql);
-        for (key, hash, order_id) in chunk {
-            query = query.bind(*key).bind(*hash).bind(*order_id).bind(now_us);
+        for key in chunk {
+            query = bind_key(query, key, now_us);
         }
         query.execute(&mut *conn).await?;
     }

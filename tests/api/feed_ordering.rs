@@ -7,7 +7,11 @@ use std::sync::Arc;
 
 use atom_syndication::Feed;
 
-use crate::helpers::{spawn_order, OrderApp, OrderOptions};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+use crate::helpers::{on_postgres, spawn_order, spawn_order_on, OrderApp, OrderOptions};
 
 const PAGE: usize = 10;
 
@@ -143,4 +147,156 @@ async fn concurrent_writers_never_reorder_what_a_reader_has_seen() {
         reader.pages_read > total / PAGE,
         "the reader polled while writers ran"
     );
+}
+
+fn paged() -> OrderOptions {
+    OrderOptions {
+        page_size: PAGE as i64,
+        ..OrderOptions::default()
+    }
+}
+
+/// Two order services on one Postgres database place orders at once, each appending with its
+/// own group commits: a reader of one of them never sees an entry appear below one it has
+/// seen, and ends with every order of both exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_database_never_reorder_what_a_reader_has_seen() {
+    if !on_postgres() {
+        eprintln!("skipped: two instances on one database need TEST_DATABASE_URL=postgres://…");
+        return;
+    }
+    const WRITERS: usize = 16;
+    const PER_WRITER: usize = 60;
+    let a = Arc::new(spawn_order(paged()).await);
+    let b = Arc::new(spawn_order_on(a.db.shared(), paged()).await);
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (a, done) = (a.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut reader = Reader {
+                known: Vec::new(),
+                pages_read: 0,
+            };
+            while !done.load(Ordering::Acquire) {
+                reader.poll(&a).await;
+            }
+            reader
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let app = if w % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                for i in 0..PER_WRITER {
+                    app.place(1 + ((w + i) % 5) as i64).await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer finished");
+    }
+    done.store(true, Ordering::Release);
+    let mut reader = reader.await.expect("reader finished");
+    // `a` learns of `b`'s last appends by notification.
+    let total = WRITERS * PER_WRITER;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reader.known.len() < total && Instant::now() < deadline {
+        reader.poll(&a).await;
+    }
+
+    assert_eq!(reader.known.len(), total);
+    let unique: HashSet<&String> = reader.known.iter().collect();
+    let expected: HashSet<String> = (1..=total).map(|id| format!("Order {id} placed")).collect();
+    assert_eq!(
+        unique,
+        expected.iter().collect(),
+        "every order exactly once"
+    );
+    assert!(
+        reader.pages_read > 10,
+        "the reader polled while writers ran"
+    );
+}
+
+/// Key of the advisory lock with which versions before the `feed_head` table serialized their
+/// appends (`common::feed::store`).
+const EARLIER_APPEND_LOCK: i64 = 0x4645_4544_4c49_4e45;
+
+/// During a rolling upgrade an instance of an earlier version appends as it did: under the
+/// advisory lock, after the last entry it reads, without touching `feed_head`. An append of
+/// this version waits for it and lands after its entry, gap-free, and the placement succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_by_an_earlier_version_is_serialized_with_this_ones() {
+    if !on_postgres() {
+        eprintln!("skipped: the advisory lock is Postgres's; needs TEST_DATABASE_URL=postgres://…");
+        return;
+    }
+    let app = Arc::new(spawn_order(OrderOptions::default()).await);
+    app.place(1).await;
+    let mut earlier = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let mut watcher = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut earlier).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(EARLIER_APPEND_LOCK)
+        .execute(&mut earlier)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO feed_entries (position, entry_id, title, summary, category, link, \
+         updated_us) SELECT MAX(position) + 1, 'urn:uuid:7c9d5a4e-2f0b-4d55-9a43-3f3e8a1c0b11', \
+         'Appended by an earlier version', 'earlier', 'order-created', '/order/orders/1', \
+         MAX(updated_us) FROM feed_entries",
+    )
+    .execute(&mut earlier)
+    .await
+    .unwrap();
+
+    let placing = {
+        let app = app.clone();
+        tokio::spawn(async move { app.place(2).await })
+    };
+    // The placement's append waits for the earlier version's lock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no append waited for the advisory lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !placing.is_finished(),
+        "placed while the earlier append held its lock"
+    );
+    sqlx::query("COMMIT").execute(&mut earlier).await.unwrap();
+    let id = placing.await.unwrap();
+
+    let head = app.get("/order/feed").await.feed();
+    let titles: Vec<&str> = head.entries().iter().map(|e| e.title().as_str()).collect();
+    let placed = format!("Order {id} placed");
+    assert_eq!(
+        titles,
+        [
+            placed.as_str(),
+            "Appended by an earlier version",
+            "Order 1 placed"
+        ]
+    );
+    let positions: Vec<(i64,)> =
+        sqlx::query_as("SELECT position FROM feed_entries ORDER BY position")
+            .fetch_all(&mut watcher)
+            .await
+            .unwrap();
+    assert_eq!(positions, [(1,), (2,), (3,)], "gap-free");
 }

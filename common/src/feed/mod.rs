@@ -37,7 +37,7 @@ pub use paging::{PageSize, Position};
 use readers::Readers;
 pub use readers::{LagSample, ReaderReport, FLUSH_EVERY, SILENT_AFTER};
 pub use render::{render, render_as, FeedIdentity, Page, PageLinks, HISTORY_NS};
-pub use store::{Appended, NewEntry, StoredEntry, NOTIFY_CHANNEL};
+pub use store::{AppendQuery, Appended, NewEntry, StoredEntry, NOTIFY_CHANNEL};
 
 use crate::db::{Db, WriteTx};
 use crate::{Clock, Error};
@@ -310,6 +310,42 @@ impl Publisher {
         })
     }
 
+    /// Postgres: the SQL of a statement that writes `writes` (data-modifying common table
+    /// expressions `a AS (INSERT …), `, parameters `$1` to `$writes_params`) and appends
+    /// `entries` entries, for [`Publisher::append_alone`]; `None` when it would take more
+    /// parameters than Postgres allows (write those in a transaction with [`Publisher::append`]).
+    ///
+    /// The writes named in `first` (each with a `RETURNING` clause) are done before the append
+    /// takes its lock, so that concurrent statements overlap there; the others run after it.
+    pub fn append_alone_sql(
+        writes: &str,
+        writes_params: usize,
+        entries: usize,
+        first: &[&str],
+    ) -> Option<String> {
+        (writes_params + store::append_params(entries) <= crate::db::POSTGRES_MAX_PARAMS)
+            .then(|| store::append_statement(writes, writes_params, entries, first))
+    }
+
+    /// Postgres: runs `query` (from [`Publisher::append_alone_sql`], its writes' parameters
+    /// bound) on `conn` outside any transaction, so that it commits on its own (one statement is atomic):
+    /// one round trip for the writes, the append and the commit. Then advances the head.
+    pub async fn append_alone<'q>(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        query: AppendQuery<'q>,
+        entries: &'q [NewEntry],
+    ) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Err(Error::Invariant("append_alone is given entries to append"));
+        }
+        let now_us = self.inner.clock.now().timestamp_micros();
+        let query = store::bind_append(query, now_us, entries.len(), entries);
+        let row = store::head_row(query.fetch_optional(conn).await?)?;
+        self.advance(store::appended(row, entries.len()));
+        Ok(())
+    }
+
     fn advance(&self, appended: Appended) {
         self.inner.head.send_if_modified(|head| {
             // Concurrent committers may report out of order; keep the newest.
@@ -334,9 +370,15 @@ impl Publisher {
                 let event = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     // A periodic refresh also covers notifications lost while reconnecting.
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => Ok(()),
-                    n = listener.recv() => n.map(|_| ()),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => Ok(None),
+                    n = listener.recv() => n.map(|n| n.payload().parse::<i64>().ok()),
                 };
+                // The position appended: ours, as a rule, already advanced to.
+                if let Ok(Some(position)) = event {
+                    if position <= this.head_position() {
+                        continue;
+                    }
+                }
                 if let Err(e) = event {
                     tracing::warn!(error = %e, "feed LISTEN connection failed; reconnecting");
                     tokio::time::sleep(Duration::from_secs(1)).await;

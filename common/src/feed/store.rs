@@ -4,13 +4,14 @@
 use sqlx::AnyConnection;
 
 use super::paging::{PageSize, Position};
-use crate::db::{Backend, Db, WriteTx};
+use crate::db::{Backend, Binds, Db, WriteTx};
 use crate::{Clock, Error};
 
 /// Postgres channel that announces appended positions to every publisher on the database.
 pub const NOTIFY_CHANNEL: &str = "feedline_feed";
 
-/// Key of the Postgres advisory lock that serializes appends to the feed.
+/// Key of the Postgres advisory lock with which earlier versions serialized appends; still taken
+/// so that they are serialized with this one during a rolling upgrade.
 const APPEND_LOCK: i64 = 0x4645_4544_4c49_4e45; // "FEEDLINE"
 
 /// What a publisher supplies for one event. Its `atom:id` is minted when it is appended.
@@ -52,15 +53,17 @@ pub struct Appended {
 
 /// Rows per multi-row insert when appending.
 const APPEND_CHUNK: usize = crate::db::rows_per_statement(8);
+/// Rows in the Postgres statement that draws the positions (see [`append_params`]).
+const APPEND_HEAD_ROWS: usize = crate::db::rows_per_statement(7) - 1;
 
 /// Appends `entries`, in order, inside `tx`; `None` when there are none.
 ///
 /// Commit order must equal position order, or a reader that saw position N could later find a
 /// new entry below N. SQLite serializes writers already. On Postgres, concurrent transactions
-/// would take positions in one order and commit in another, so the append holds a
-/// transaction-scoped advisory lock: the next writer reads the maximum only after the previous
-/// one has committed (locks are released after the commit becomes visible). Callers append as
-/// the last statement before commit to keep that window short.
+/// would take positions in one order and commit in another, so an append draws its positions
+/// from the `feed_head` row and holds that row's lock until it commits: the next appender's
+/// update waits, then sees the row as committed (locks are released after the commit becomes
+/// visible). Callers append as the last statement before commit to keep that window short.
 pub async fn append(
     tx: &mut WriteTx,
     backend: Backend,
@@ -70,13 +73,41 @@ pub async fn append(
     if entries.is_empty() {
         return Ok(None);
     }
+    let now_us = clock.now().timestamp_micros();
     let conn: &mut AnyConnection = tx.conn();
-    if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *conn)
-            .await?;
+    let row = match backend {
+        Backend::Postgres => append_postgres(conn, now_us, entries).await?,
+        Backend::Sqlite => append_sqlite(conn, now_us, entries).await?,
+    };
+    Ok(Some(appended(row, entries.len())))
+}
+
+/// What appending `count` entries came to, from the statement's [`HeadRow`].
+pub fn appended((position, updated_us, prev_updated_us): HeadRow, count: usize) -> Appended {
+    Appended {
+        position,
+        updated_us,
+        // Entries appended together share one time.
+        prev_updated_us: if count > 1 {
+            updated_us
+        } else {
+            prev_updated_us
+        },
     }
+}
+
+/// Parameters of an [`append_statement`] besides its writes', for `rows` entries.
+pub const fn append_params(rows: usize) -> usize {
+    4 + 7 * rows
+}
+
+/// Under SQLite's write lock: reads the last entry, inserts after it. Returns the last
+/// position, the entries' time and the time of the entry before them.
+async fn append_sqlite(
+    conn: &mut AnyConnection,
+    now_us: i64,
+    entries: &[NewEntry],
+) -> Result<HeadRow, Error> {
     let last: Option<(i64, i64)> = sqlx::query_as(
         "SELECT position, updated_us FROM feed_entries ORDER BY position DESC LIMIT 1",
     )
@@ -84,9 +115,134 @@ pub async fn append(
     .await?;
     let (last_position, last_updated) = last.unwrap_or((0, 0));
     // Entry times never go backwards, even if the wall clock does, so `updated` agrees with
-    // position order and with Last-Modified. Entries appended together share one time.
-    let updated_us = clock.now().timestamp_micros().max(last_updated);
-    let mut position = last_position;
+    // position order and with Last-Modified.
+    let updated_us = now_us.max(last_updated);
+    insert_entries(conn, Backend::Sqlite, last_position, updated_us, entries).await?;
+    Ok((
+        last_position + entries.len() as i64,
+        updated_us,
+        last_updated,
+    ))
+}
+
+/// One statement draws the positions from `feed_head` (taking its row lock until commit),
+/// inserts the first rows and notifies the other publishers on the database; a long append
+/// inserts the rest with plain multi-row inserts.
+async fn append_postgres(
+    conn: &mut AnyConnection,
+    now_us: i64,
+    entries: &[NewEntry],
+) -> Result<HeadRow, Error> {
+    let first = &entries[..entries.len().min(APPEND_HEAD_ROWS)];
+    let sql = append_statement("", 0, first.len(), &[]);
+    let query = bind_append(sqlx::query_as(&sql), now_us, entries.len(), first);
+    let row = query.fetch_optional(&mut *conn).await?;
+    let (last_position, updated_us, prev_updated_us) = head_row(row)?;
+    let rest = &entries[first.len()..];
+    let before_rest = last_position - rest.len() as i64;
+    insert_entries(conn, Backend::Postgres, before_rest, updated_us, rest).await?;
+    Ok((last_position, updated_us, prev_updated_us))
+}
+
+/// The row an append statement returns: last position, the entries' time, the time before.
+pub type HeadRow = (i64, i64, i64);
+
+/// A Postgres statement that appends (see [`append_statement`]).
+pub type AppendQuery<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Any, HeadRow, sqlx::any::AnyArguments<'q>>;
+
+/// Postgres: `WITH {writes}…` a statement that appends `rows` entries after the data-modifying
+/// common table expressions `writes` (`a AS (INSERT …), b AS (…), ` with parameters `$1` to
+/// `$writes_params`), whose own parameters follow. Bind the writes' parameters, then
+/// [`bind_append`]'s.
+///
+/// The statement draws the positions from `feed_head` (taking its row lock until commit),
+/// inserts the entries and notifies the other publishers on the database. It also takes the
+/// advisory lock with which earlier versions serialized their appends (before the row lock:
+/// it is the update's one-time filter, evaluated before the row is read), so an instance of an
+/// earlier version appending to the same database during a rolling upgrade is serialized too;
+/// the positions it took without updating `feed_head` are covered by also counting from the
+/// last entry this statement sees. One it committed after this statement's snapshot collides on
+/// the primary key and fails the append (loudly; a retry sees it).
+pub fn append_statement(writes: &str, writes_params: usize, rows: usize, first: &[&str]) -> String {
+    let p = |n: usize| format!("${}", writes_params + n);
+    let first: String = first
+        .iter()
+        .map(|cte| format!(" AND (SELECT COUNT(*) FROM {cte}) >= 0"))
+        .collect();
+    format!(
+        "WITH {writes}last AS ( \
+             SELECT position, updated_us FROM feed_entries ORDER BY position DESC LIMIT 1 \
+         ), head AS ( \
+             UPDATE feed_head AS h SET \
+                 position = GREATEST(h.position, COALESCE((SELECT position FROM last), 0)) + {n}, \
+                 prev_updated_us = GREATEST(h.updated_us, \
+                     COALESCE((SELECT updated_us FROM last), 0)), \
+                 updated_us = GREATEST(h.updated_us, \
+                     COALESCE((SELECT updated_us FROM last), 0), {now}) \
+             WHERE (SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock({lock})) AS l) = 1{first} \
+             RETURNING h.position, h.updated_us, h.prev_updated_us \
+         ), inserted AS ( \
+             INSERT INTO feed_entries (position, entry_id, title, summary, category, link, \
+                 updated_us, details) \
+             SELECT head.position - {n} + v.k, v.entry_id, v.title, v.summary, v.category, \
+                 v.link, head.updated_us, v.details \
+             FROM head, (VALUES {values}) AS v (k, entry_id, title, summary, category, link, details) \
+         ) \
+         SELECT head.position, head.updated_us, head.prev_updated_us FROM head \
+         CROSS JOIN LATERAL (SELECT pg_notify({channel}, head.position::text)) AS notified",
+        lock = p(1),
+        n = p(2),
+        now = p(3),
+        channel = p(4),
+        values = crate::db::values_placeholders_from(Backend::Postgres, writes_params + 5, rows, 7)
+    )
+}
+
+/// Binds an [`append_statement`]'s own parameters: `rows` of the `total` entries appended
+/// (the rest inserted after it, see [`insert_entries`]).
+pub fn bind_append<'q, Q: Binds<'q>>(
+    query: Q,
+    now_us: i64,
+    total: usize,
+    rows: &'q [NewEntry],
+) -> Q {
+    let mut query = query
+        .push(APPEND_LOCK)
+        .push(total as i64)
+        .push(now_us)
+        // Delivered at commit, to every listener: other instances serving this feed wake
+        // their long polls and refresh their in-memory head.
+        .push(NOTIFY_CHANNEL);
+    for (k, entry) in (1i64..).zip(rows) {
+        query = query
+            .push(k)
+            .push(mint_entry_id())
+            .push(entry.title.as_str())
+            .push(entry.summary.as_str())
+            .push(entry.category.as_str())
+            .push(entry.link.as_str())
+            .push(entry.details.as_deref());
+    }
+    query
+}
+
+/// The row of an append statement, which it always returns (`feed_head` has its one row).
+pub fn head_row(row: Option<HeadRow>) -> Result<HeadRow, Error> {
+    row.ok_or(Error::Invariant(
+        "feed_head has its one row (migration 103)",
+    ))
+}
+
+/// Inserts `entries` at the positions after `after`, all at time `updated_us`.
+async fn insert_entries(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    after: i64,
+    updated_us: i64,
+    entries: &[NewEntry],
+) -> Result<(), Error> {
+    let mut position = after;
     for chunk in entries.chunks(APPEND_CHUNK) {
         let sql = format!(
             "INSERT INTO feed_entries (position, entry_id, title, summary, category, link, \
@@ -108,24 +264,7 @@ pub async fn append(
         }
         query.execute(&mut *conn).await?;
     }
-    if backend == Backend::Postgres {
-        // Delivered at commit, to every listener: other instances serving this feed wake
-        // their long polls and refresh their in-memory head.
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(position.to_string())
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(Some(Appended {
-        position,
-        updated_us,
-        prev_updated_us: if entries.len() > 1 {
-            updated_us
-        } else {
-            last_updated
-        },
-    }))
+    Ok(())
 }
 
 /// RFC 4287 §4.2.6: an id is universally unique and never reused. A random UUID per entry
@@ -259,4 +398,37 @@ pub async fn newest_with_link(
             .fetch_one(db.pool())
             .await?;
     Ok(row.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_statement_numbers_its_parameters_after_the_writes() {
+        let sql = append_statement(
+            "w AS (INSERT INTO t VALUES ($1, $2) RETURNING 1), ",
+            2,
+            2,
+            &["w"],
+        );
+        assert!(sql.starts_with("WITH w AS (INSERT INTO t VALUES ($1, $2) RETURNING 1), last AS"));
+        assert!(sql.contains("pg_advisory_xact_lock($3)"));
+        assert!(
+            sql.contains("= 1 AND (SELECT COUNT(*) FROM w) >= 0"),
+            "{sql}"
+        );
+        assert!(sql.contains("pg_notify($6, "));
+        assert!(sql.contains("($7, $8, $9, $10, $11, $12, $13), ($14, "));
+        assert!(sql.contains("$20)"));
+        assert!(!sql.contains("$21"));
+    }
+
+    #[test]
+    fn an_append_alone_fits_postgres_parameter_limit_or_is_refused() {
+        assert!(super::super::Publisher::append_alone_sql("", 0, 256, &[]).is_some());
+        let writes = crate::db::POSTGRES_MAX_PARAMS - append_params(2);
+        assert!(super::super::Publisher::append_alone_sql("", writes, 2, &[]).is_some());
+        assert!(super::super::Publisher::append_alone_sql("", writes + 1, 2, &[]).is_none());
+    }
 }
