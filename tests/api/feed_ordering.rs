@@ -121,19 +121,7 @@ async fn concurrent_writers_never_reorder_what_a_reader_has_seen() {
             reader
         })
     };
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                for i in 0..PER_WRITER {
-                    app.place(1 + ((w + i) % 5) as i64).await;
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.await.expect("writer finished");
-    }
+    place_concurrently(std::slice::from_ref(&app), WRITERS, PER_WRITER).await;
     done.store(true, Ordering::Release);
     let reader = reader.await.expect("reader finished");
 
@@ -147,6 +135,23 @@ async fn concurrent_writers_never_reorder_what_a_reader_has_seen() {
         reader.pages_read > total / PAGE,
         "the reader polled while writers ran"
     );
+}
+
+/// `writers` tasks, each placing `per_writer` orders one after another, spread over `apps`.
+async fn place_concurrently(apps: &[Arc<OrderApp>], writers: usize, per_writer: usize) {
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let app = apps[w % apps.len()].clone();
+            tokio::spawn(async move {
+                for i in 0..per_writer {
+                    app.place(1 + ((w + i) % 5) as i64).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("writer finished");
+    }
 }
 
 fn paged() -> OrderOptions {
@@ -183,19 +188,7 @@ async fn two_instances_on_one_database_never_reorder_what_a_reader_has_seen() {
             reader
         })
     };
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            let app = if w % 2 == 0 { a.clone() } else { b.clone() };
-            tokio::spawn(async move {
-                for i in 0..PER_WRITER {
-                    app.place(1 + ((w + i) % 5) as i64).await;
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.await.expect("writer finished");
-    }
+    place_concurrently(&[a.clone(), b.clone()], WRITERS, PER_WRITER).await;
     done.store(true, Ordering::Release);
     let mut reader = reader.await.expect("reader finished");
     // `a` learns of `b`'s last appends by notification.
