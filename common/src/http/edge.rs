@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use tower::Service;
 use tracing::Instrument;
 
+use super::server::Connections;
 use super::Problem;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -70,6 +71,7 @@ fn hex_into(out: &mut [u8], mut n: u64) {
 pub struct Edge<S> {
     inner: S,
     ids: Arc<RequestIds>,
+    connections: Arc<Connections>,
     timeout: Duration,
     body_limit: usize,
 }
@@ -79,9 +81,28 @@ impl<S> Edge<S> {
         Edge {
             inner,
             ids: Arc::new(RequestIds::new()),
+            connections: Arc::default(),
             timeout,
             body_limit,
         }
+    }
+
+    /// The connections this service is being served on (see [`super::serve`]).
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+}
+
+impl<S> Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// Answers `request` with a clone of the inner service, without waiting for it to be ready:
+    /// for services that always are, as axum's `Router` (the server calls this, saving the
+    /// clone of the whole edge that tower's `&mut self` would take per request).
+    pub fn respond(&self, request: Request) -> BoxFuture<'static, Result<Response, Infallible>> {
+        self.handle(self.inner.clone(), request)
     }
 }
 
@@ -98,7 +119,24 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The ready service is taken, a clone left in its place (tower's contract).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        self.handle(inner, request)
+    }
+}
+
+impl<S> Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    fn handle(
+        &self,
+        mut inner: S,
+        mut request: Request,
+    ) -> BoxFuture<'static, Result<Response, Infallible>> {
         // A client's own id is kept.
         let id = match request.headers().get(X_REQUEST_ID) {
             Some(id) => id.clone(),
@@ -123,12 +161,7 @@ where
         // The clock is read only for the log line (the route metrics time requests themselves).
         let started = logging.then(Instant::now);
         let response = match limit_body(request, self.body_limit) {
-            Ok(request) => {
-                // The ready service is taken, a clone left in its place (tower's contract).
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                Ok(tokio::time::timeout(self.timeout, inner.call(request)))
-            }
+            Ok(request) => Ok(tokio::time::timeout(self.timeout, inner.call(request))),
             Err(declared) => Err(too_large(declared, self.body_limit)),
         };
         Box::pin(

@@ -4,12 +4,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 mod edge;
+mod server;
 
 pub use edge::{Edge, REQUEST_TIMEOUT, X_REQUEST_ID};
+pub use server::{serve, Connections, PARK_AFTER};
 
 /// Request bodies larger than this are refused with 413 before any handler runs.
 pub const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -78,23 +79,6 @@ pub fn with_middleware(router: Router) -> App {
 
 /// A service's router behind the edge: what [`serve`] serves.
 pub type App = Edge<Router>;
-
-/// Serves `router` on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    app: App,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    // The peer's address reaches handlers as `ConnectInfo` (the feed's readers list it).
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            std::net::SocketAddr,
-        >(app),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-}
 
 /// Cancels `token` on SIGINT or SIGTERM.
 pub fn cancel_on_signal(token: CancellationToken) {

@@ -1,0 +1,522 @@
+//! Serving connections: hyper's HTTP/1 server on each accepted socket, and a connection that has
+//! had no request for [`PARK_AFTER`] parked outside hyper until its client writes again.
+//!
+//! hyper gives every connection two 8 KB buffers (one it reads into, one for response heads) and
+//! keeps both for as long as the connection lives; a keep-alive connection of a poller idles
+//! between polls far longer than it spends in requests. A parked connection is the socket, any
+//! bytes hyper had read past the last request, and a small task waiting for readability: under
+//! 1 KB instead of about 20 KB. A busy connection never parks (the check runs once per
+//! [`PARK_AFTER`], not per request), so the hot path is hyper's own.
+//!
+//! Served with hyper's `http1` builder directly rather than `axum::serve` (hyper-util's
+//! auto-detecting builder, which sniffs every connection for HTTP/2 and adds a watch channel per
+//! connection): every service here speaks HTTP/1.1, behind nginx or not.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::response::Response;
+use futures::future::BoxFuture;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::App;
+
+/// How long a connection goes without a request before it leaves hyper.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// Counts of the connections a service is served on, for its metrics and for tests.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: AtomicU64,
+    parked: AtomicU64,
+}
+
+impl Connections {
+    /// Connections accepted and not yet closed, parked ones included.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections waiting outside hyper for their next request.
+    pub fn parked(&self) -> u64 {
+        self.parked.load(Ordering::Relaxed)
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then stops accepting, closes
+/// parked connections, lets in-flight requests finish, and returns once every connection is
+/// closed.
+pub async fn serve(listener: TcpListener, app: App, shutdown: CancellationToken) -> io::Result<()> {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                connections.spawn(connection(stream, peer, app.clone(), shutdown.clone()));
+            }
+            // The client gave up before it was accepted: nothing to serve.
+            Err(e) if is_per_connection(&e) => {}
+            Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::error!(error = %e, "accepting a connection failed; retrying in 1 s");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// One accepted socket, from accept to close: in hyper while it has requests, parked between.
+async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: CancellationToken) {
+    let counts = app.connections().clone();
+    counts.open.fetch_add(1, Ordering::Relaxed);
+    let activity = Arc::new(Activity::default());
+    let mut io = Rewind::new(stream);
+    loop {
+        // Boxed so that hyper's connection state is freed while parked, not kept inline in
+        // this task.
+        let served = Box::pin(serve_until_idle(io, peer, &app, &activity, &shutdown)).await;
+        let Some(parked) = served else { break };
+        io = parked;
+        counts.parked.fetch_add(1, Ordering::Relaxed);
+        // Bytes hyper read past its last request are at most a partial head (a complete one
+        // it would have answered): the rest must come from the socket either way. A hang-up
+        // reads as readable too, and hyper then sees the end of the stream.
+        let woken = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => false,
+            readable = io.stream.readable() => readable.is_ok(),
+        };
+        counts.parked.fetch_sub(1, Ordering::Relaxed);
+        if !woken {
+            break;
+        }
+    }
+    counts.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Serves requests on `io` until the client closes, shutdown, or [`PARK_AFTER`] without a
+/// request; in the last case gives the socket back, with what hyper had read ahead.
+async fn serve_until_idle(
+    io: Rewind,
+    peer: SocketAddr,
+    app: &App,
+    activity: &Arc<Activity>,
+    shutdown: &CancellationToken,
+) -> Option<Rewind> {
+    let service = Handler {
+        app: app.clone(),
+        peer,
+        activity: activity.clone(),
+    };
+    let mut conn = http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    let mut tick = std::pin::pin!(tokio::time::sleep(PARK_AFTER));
+    let mut seen = activity.started();
+    let mut parking = false;
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            biased;
+            done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                if let Err(e) = done {
+                    tracing::debug!(%peer, error = %e, "connection failed");
+                    return None;
+                }
+                break;
+            }
+            _ = shutdown.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                Pin::new(&mut conn).graceful_shutdown();
+            }
+            _ = &mut tick, if !parking && !shutting_down => {
+                let started = activity.started();
+                if started == seen && started > 0 && activity.is_idle() {
+                    // No request since the last tick and none in flight: hyper is between
+                    // requests (or flushing the last response), so it finishes without adding
+                    // `Connection: close` to anything. Before its first request hyper counts a
+                    // connection busy, and shutting it down then would answer that request
+                    // with `Connection: close`: a connection that never sent one stays.
+                    parking = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                } else {
+                    seen = started;
+                    tick.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
+                }
+            }
+        }
+    }
+    if !parking || shutting_down {
+        // The client closed, or asked to (`Connection: close`), or the server is stopping.
+        return None;
+    }
+    let parts = conn.into_parts();
+    let mut io = parts.io.into_inner();
+    io.unread(parts.read_buf);
+    Some(io)
+}
+
+/// Requests started and finished on one connection: it is idle when the two are equal.
+#[derive(Debug, Default)]
+struct Activity {
+    started: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Activity {
+    fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.finished.load(Ordering::Relaxed) == self.started()
+    }
+}
+
+/// Counts a request finished when dropped: with the response body once hyper has written it,
+/// or with the request's future if the connection failed first.
+struct Finished(Arc<Activity>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// hyper's service for one connection: the app behind the edge, with the peer's address as
+/// axum's `ConnectInfo` (the feed's readers list it).
+struct Handler {
+    app: App,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for Handler {
+    type Response = hyper::Response<TrackedBody>;
+    type Error = Infallible;
+    type Future = Responding;
+
+    fn call(&self, request: hyper::Request<Incoming>) -> Responding {
+        self.activity.started.fetch_add(1, Ordering::Relaxed);
+        let finished = Finished(self.activity.clone());
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        Responding {
+            response: self.app.respond(request),
+            finished: Some(finished),
+        }
+    }
+}
+
+/// The edge's future, its response's body carrying the request's [`Finished`].
+struct Responding {
+    response: BoxFuture<'static, Result<Response, Infallible>>,
+    finished: Option<Finished>,
+}
+
+impl Future for Responding {
+    type Output = Result<hyper::Response<TrackedBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(response) = std::task::ready!(self.response.as_mut().poll(cx));
+        let finished = self.finished.take();
+        Poll::Ready(Ok(response.map(|body| TrackedBody {
+            body,
+            _finished: finished,
+        })))
+    }
+}
+
+/// A response body that counts its request finished when hyper drops it.
+pub struct TrackedBody {
+    body: Body,
+    _finished: Option<Finished>,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A socket with bytes to be read again before it: what hyper had read past its last request
+/// when the connection was parked.
+struct Rewind {
+    unread: Bytes,
+    stream: TcpStream,
+}
+
+impl Rewind {
+    fn new(stream: TcpStream) -> Rewind {
+        Rewind {
+            unread: Bytes::new(),
+            stream,
+        }
+    }
+
+    fn unread(&mut self, read_ahead: Bytes) {
+        if read_ahead.is_empty() {
+            return;
+        }
+        // What is left of an earlier rewind comes after what hyper read from it.
+        let mut all = Vec::with_capacity(read_ahead.len() + self.unread.len());
+        all.extend_from_slice(&read_ahead);
+        all.extend_from_slice(&self.unread);
+        self.unread = Bytes::from(all);
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            let chunk = self.unread.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use axum::routing::get;
+    use axum::Router;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    struct Server {
+        addr: SocketAddr,
+        connections: Arc<Connections>,
+        shutdown: CancellationToken,
+        served: tokio::task::JoinHandle<io::Result<()>>,
+    }
+
+    async fn start(release: Arc<Notify>) -> Server {
+        let router = Router::new().route("/fast", get(|| async { "ok" })).route(
+            "/held",
+            get(move || async move {
+                release.notified().await;
+                "released"
+            }),
+        );
+        let app = super::super::with_middleware(router);
+        let connections = app.connections().clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let served = tokio::spawn(serve(listener, app, shutdown.clone()));
+        Server {
+            addr,
+            connections,
+            shutdown,
+            served,
+        }
+    }
+
+    /// Waits, up to ten seconds, until `holds` does.
+    async fn until(what: &str, holds: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !holds() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Reads one response with a `Content-Length`: its head (lowercased) and body.
+    async fn response(stream: &mut TcpStream) -> (String, String) {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(bytes[..end].to_vec())
+                    .unwrap()
+                    .to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if bytes.len() >= end + 4 + length {
+                    let body = String::from_utf8(bytes[end + 4..end + 4 + length].to_vec());
+                    return (head, body.unwrap());
+                }
+            }
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before a whole response: {bytes:?}");
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    const GET_FAST: &[u8] = b"GET /fast HTTP/1.1\r\nhost: test\r\n\r\n";
+
+    #[tokio::test]
+    async fn an_idle_connection_is_parked_and_serves_its_next_request() {
+        let server = start(Arc::default()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        for round in 0..2 {
+            stream.write_all(GET_FAST).await.unwrap();
+            let (head, body) = response(&mut stream).await;
+            assert!(head.starts_with("http/1.1 200"), "round {round}: {head}");
+            assert!(!head.contains("connection: close"), "round {round}: {head}");
+            assert_eq!(body, "ok");
+            assert_eq!(server.connections.open(), 1);
+            until("the connection is parked", || {
+                server.connections.parked() == 1
+            })
+            .await;
+            assert_eq!(server.connections.open(), 1);
+        }
+        drop(stream);
+        until("the connection is closed", || {
+            server.connections.open() == 0
+        })
+        .await;
+        assert_eq!(server.connections.parked(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_head_cut_in_two_by_parking_is_read_whole() {
+        let server = start(Arc::default()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(GET_FAST).await.unwrap();
+        response(&mut stream).await;
+        let (first, rest) = GET_FAST.split_at(22);
+        stream.write_all(first).await.unwrap();
+        until("the connection is parked", || {
+            server.connections.parked() == 1
+        })
+        .await;
+        stream.write_all(rest).await.unwrap();
+        let (head, body) = response(&mut stream).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert_eq!(body, "ok");
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_parked_connections_and_lets_requests_in_flight_finish() {
+        let release = Arc::new(Notify::new());
+        let server = start(release.clone()).await;
+        let mut parked = TcpStream::connect(server.addr).await.unwrap();
+        parked.write_all(GET_FAST).await.unwrap();
+        response(&mut parked).await;
+        until("the connection is parked", || {
+            server.connections.parked() == 1
+        })
+        .await;
+        let mut busy = TcpStream::connect(server.addr).await.unwrap();
+        busy.write_all(b"GET /held HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        until("both are open", || server.connections.open() == 2).await;
+        server.shutdown.cancel();
+        // The parked connection is closed at once: it reads the end of the stream.
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), parked.read_to_end(&mut rest));
+        assert_eq!(read.await.unwrap().unwrap(), 0);
+        until("the parked connection is gone", || {
+            server.connections.open() == 1
+        })
+        .await;
+        assert!(!server.served.is_finished(), "a request is still in flight");
+        release.notify_one();
+        let (head, body) = response(&mut busy).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("connection: close"), "{head}");
+        assert_eq!(body, "released");
+        tokio::time::timeout(Duration::from_secs(10), server.served)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(server.connections.open(), 0);
+    }
+}
