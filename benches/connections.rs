@@ -142,8 +142,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn settle(pid: u32) -> u64 {
-    // Memory is read once the server has had time to finish with what it was sent.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Memory is read once the server has had time to finish with what it was sent, to park
+    // its idle connections (1 to 2 s after their last request) and for jemalloc to give freed
+    // pages back (1 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
     rss_kb(pid)
 }
 

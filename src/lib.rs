@@ -116,7 +116,8 @@ impl Services {
             .merge(self.order.router())
             .merge(self.invoicing.router())
             .merge(self.shipping.router());
-        common::http::with_middleware(router)
+        // One listener for the three: its connections are counted in `/order/metrics`.
+        common::http::with_middleware(router).counting(self.order.connections())
     }
 
     async fn close(&self) {

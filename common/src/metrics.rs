@@ -19,6 +19,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::http::Connections;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: String,
@@ -40,6 +42,7 @@ pub struct HttpMetrics {
     /// Each route's series, found by its template without building labels: a request pays a
     /// map lookup, never an allocation (labels are built once per route, method and status).
     routes: Arc<RwLock<HashMap<String, Vec<Arc<RouteSeries>>>>>,
+    connections: Connections,
 }
 
 /// The series of one route and method.
@@ -61,6 +64,7 @@ impl HttpMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             routes: Arc::default(),
+            connections: Connections::register(registry),
         };
         registry.register("http_requests", "HTTP requests served", m.requests.clone());
         registry.register(
@@ -69,6 +73,12 @@ impl HttpMetrics {
             m.latency.clone(),
         );
         m
+    }
+
+    /// The gauges of the connections the service is served on: for
+    /// [`crate::http::Edge::counting`].
+    pub fn connections(&self) -> Connections {
+        self.connections.clone()
     }
 
     fn series(&self, method: &Method, template: &str) -> Arc<RouteSeries> {

@@ -223,7 +223,8 @@ pub async fn run<D: Domain>(
 ) -> Result<(), anyhow::Error> {
     let service = Service::<D>::build(&settings, shutdown.clone()).await?;
     let poller = service.start();
-    let router = crate::http::with_middleware(service.router());
+    let router =
+        crate::http::with_middleware(service.router()).counting(service.http_metrics.connections());
     tracing::info!(addr = %listener.local_addr()?, feed = %service.consumer().settings().feed_url,
         "{} listening", D::NAME);
     crate::http::serve(listener, router, shutdown).await?;

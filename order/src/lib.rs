@@ -182,6 +182,11 @@ impl OrderService {
     }
 
     /// The routes under `/order/`, without middleware (the caller adds it once).
+    /// The gauges of the connections it is served on (`/order/metrics`).
+    pub fn connections(&self) -> common::http::Connections {
+        self.http_metrics.connections()
+    }
+
     pub fn router(&self) -> Router {
         common::metrics::instrument(
             routes::router(self.state.clone()),
@@ -199,7 +204,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), anyhow::Error> {
     let service = OrderService::build(&settings, Clock::System, shutdown.clone()).await?;
-    let router = common::http::with_middleware(service.router());
+    let router = common::http::with_middleware(service.router())
+        .counting(service.http_metrics.connections());
     tracing::info!(addr = %listener.local_addr()?, "order service listening");
     common::http::serve(listener, router, shutdown).await?;
     service.state.db.close().await;

@@ -93,3 +93,32 @@ async fn metrics_count_requests_feed_responses_and_consumer_progress() {
     assert_eq!(value(&i, "consumer_lag_seconds", &[]), 0.0);
     assert_eq!(value(&i, "consumer_parked_entries", &[]), 0.0);
 }
+
+/// A connection that has gone a while without a request is parked outside the HTTP server,
+/// shows as such in the gauges, and still serves its next request.
+#[tokio::test]
+async fn idle_connections_are_counted_open_and_parked() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let order = spawn_order(OrderOptions::default()).await;
+    let mut idle = tokio::net::TcpStream::connect(order.addr).await.unwrap();
+    let request = b"GET /order/health HTTP/1.1\r\nhost: test\r\n\r\n";
+    let mut buf = vec![0u8; 4096];
+    idle.write_all(request).await.unwrap();
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = scrape(&order.get("/order/metrics").await.text());
+        // The scrape's own connection is open and busy; the idle one is parked.
+        if value(&o, "http_connections_parked", &[]) >= 1.0 {
+            assert!(value(&o, "http_connections", &[]) >= 2.0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never parked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    idle.write_all(request).await.unwrap();
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+}

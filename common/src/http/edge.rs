@@ -71,7 +71,7 @@ fn hex_into(out: &mut [u8], mut n: u64) {
 pub struct Edge<S> {
     inner: S,
     ids: Arc<RequestIds>,
-    connections: Arc<Connections>,
+    connections: Connections,
     timeout: Duration,
     body_limit: usize,
 }
@@ -81,14 +81,20 @@ impl<S> Edge<S> {
         Edge {
             inner,
             ids: Arc::new(RequestIds::new()),
-            connections: Arc::default(),
+            connections: Connections::default(),
             timeout,
             body_limit,
         }
     }
 
-    /// The connections this service is being served on (see [`super::serve`]).
-    pub fn connections(&self) -> &Arc<Connections> {
+    /// Counts the connections it is served on in `connections` (a service's metrics).
+    pub fn counting(mut self, connections: Connections) -> Edge<S> {
+        self.connections = connections;
+        self
+    }
+
+    /// The connections it is served on (see [`super::serve`]).
+    pub fn connections(&self) -> &Connections {
         &self.connections
     }
 }

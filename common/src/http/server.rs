@@ -30,6 +30,8 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -40,22 +42,39 @@ use super::App;
 /// How long a connection goes without a request before it leaves hyper.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
 
-/// Counts of the connections a service is served on, for its metrics and for tests.
-#[derive(Debug, Default)]
+/// Counts of the connections a service is served on: gauges in its metrics
+/// (`http_connections`, `http_connections_parked`), read by tests too.
+#[derive(Debug, Clone, Default)]
 pub struct Connections {
-    open: AtomicU64,
-    parked: AtomicU64,
+    open: Gauge,
+    parked: Gauge,
 }
 
 impl Connections {
+    /// Registers the two gauges in `registry`.
+    pub fn register(registry: &mut Registry) -> Connections {
+        let c = Connections::default();
+        registry.register(
+            "http_connections",
+            "Client connections open, parked ones included",
+            c.open.clone(),
+        );
+        registry.register(
+            "http_connections_parked",
+            "Client connections idle and parked outside the HTTP server until their next request",
+            c.parked.clone(),
+        );
+        c
+    }
+
     /// Connections accepted and not yet closed, parked ones included.
     pub fn open(&self) -> u64 {
-        self.open.load(Ordering::Relaxed)
+        self.open.get().max(0) as u64
     }
 
     /// Connections waiting outside hyper for their next request.
     pub fn parked(&self) -> u64 {
-        self.parked.load(Ordering::Relaxed)
+        self.parked.get().max(0) as u64
     }
 }
 
@@ -104,7 +123,7 @@ fn is_per_connection(e: &io::Error) -> bool {
 /// One accepted socket, from accept to close: in hyper while it has requests, parked between.
 async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: CancellationToken) {
     let counts = app.connections().clone();
-    counts.open.fetch_add(1, Ordering::Relaxed);
+    counts.open.inc();
     let activity = Arc::new(Activity::default());
     let mut io = Rewind::new(stream);
     loop {
@@ -113,7 +132,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: Can
         let served = Box::pin(serve_until_idle(io, peer, &app, &activity, &shutdown)).await;
         let Some(parked) = served else { break };
         io = parked;
-        counts.parked.fetch_add(1, Ordering::Relaxed);
+        counts.parked.inc();
         // Bytes hyper read past its last request are at most a partial head (a complete one
         // it would have answered): the rest must come from the socket either way. A hang-up
         // reads as readable too, and hyper then sees the end of the stream.
@@ -122,12 +141,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: Can
             _ = shutdown.cancelled() => false,
             readable = io.stream.readable() => readable.is_ok(),
         };
-        counts.parked.fetch_sub(1, Ordering::Relaxed);
+        counts.parked.dec();
         if !woken {
             break;
         }
     }
-    counts.open.fetch_sub(1, Ordering::Relaxed);
+    counts.open.dec();
 }
 
 /// Serves requests on `io` until the client closes, shutdown, or [`PARK_AFTER`] without a
@@ -373,7 +392,7 @@ mod tests {
 
     struct Server {
         addr: SocketAddr,
-        connections: Arc<Connections>,
+        connections: Connections,
         shutdown: CancellationToken,
         served: tokio::task::JoinHandle<io::Result<()>>,
     }
