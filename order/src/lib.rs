@@ -181,12 +181,12 @@ impl OrderService {
         })
     }
 
-    /// The routes under `/order/`, without middleware (the caller adds it once).
     /// The gauges of the connections it is served on (`/order/metrics`).
     pub fn connections(&self) -> common::http::Connections {
         self.http_metrics.connections()
     }
 
+    /// The routes under `/order/`, without middleware (the caller adds it once).
     pub fn router(&self) -> Router {
         common::metrics::instrument(
             routes::router(self.state.clone()),
@@ -204,8 +204,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), anyhow::Error> {
     let service = OrderService::build(&settings, Clock::System, shutdown.clone()).await?;
-    let router = common::http::with_middleware(service.router())
-        .counting(service.http_metrics.connections());
+    let router = common::http::with_middleware(service.router()).counting(service.connections());
     tracing::info!(addr = %listener.local_addr()?, "order service listening");
     common::http::serve(listener, router, shutdown).await?;
     service.state.db.close().await;

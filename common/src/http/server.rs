@@ -4,9 +4,9 @@
 //! hyper gives every connection two 8 KB buffers (one it reads into, one for response heads) and
 //! keeps both for as long as the connection lives; a keep-alive connection of a poller idles
 //! between polls far longer than it spends in requests. A parked connection is the socket, any
-//! bytes hyper had read past the last request, and a small task waiting for readability: under
-//! 1 KB instead of about 20 KB. A busy connection never parks (the check runs once per
-//! [`PARK_AFTER`], not per request), so the hot path is hyper's own.
+//! bytes hyper had read past the last request, and a small task waiting for readability: about
+//! 1.5 KB resident instead of about 20 KB (`bench/connections`). A busy connection never parks
+//! (the check runs once per [`PARK_AFTER`], not per request), so the hot path is hyper's own.
 //!
 //! Served with hyper's `http1` builder directly rather than `axum::serve` (hyper-util's
 //! auto-detecting builder, which sniffs every connection for HTTP/2 and adds a watch channel per
