@@ -127,24 +127,28 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: Can
     let activity = Arc::new(Activity::default());
     let mut io = Rewind::new(stream);
     loop {
-        // Boxed so that hyper's connection state is freed while parked, not kept inline in
-        // this task.
-        let served = Box::pin(serve_until_idle(io, peer, &app, &activity, &shutdown)).await;
-        let Some(parked) = served else { break };
-        io = parked;
+        // Parked until the client writes: a new connection too, so one that connects and
+        // sends nothing costs no buffers. Bytes hyper read past its last request are at most a
+        // partial head (a complete one it would have answered): the rest must come from the
+        // socket either way. A hang-up reads as readable too, and hyper then sees the end of
+        // the stream. A peek, not `readable()`: tokio assumes a socket it has just accepted
+        // is readable, and readiness may be a false positive.
         counts.parked.inc();
-        // Bytes hyper read past its last request are at most a partial head (a complete one
-        // it would have answered): the rest must come from the socket either way. A hang-up
-        // reads as readable too, and hyper then sees the end of the stream.
+        let mut first = [0u8; 1];
         let woken = tokio::select! {
             biased;
             _ = shutdown.cancelled() => false,
-            readable = io.stream.readable() => readable.is_ok(),
+            peeked = io.stream.peek(&mut first) => peeked.is_ok(),
         };
         counts.parked.dec();
         if !woken {
             break;
         }
+        // Boxed so that hyper's connection state is freed while parked, not kept inline in
+        // this task.
+        let served = Box::pin(serve_until_idle(io, peer, &app, &activity, &shutdown)).await;
+        let Some(parked) = served else { break };
+        io = parked;
     }
     counts.open.dec();
 }
@@ -189,7 +193,7 @@ async fn serve_until_idle(
                     // requests (or flushing the last response), so it finishes without adding
                     // `Connection: close` to anything. Before its first request hyper counts a
                     // connection busy, and shutting it down then would answer that request
-                    // with `Connection: close`: a connection that never sent one stays.
+                    // with `Connection: close`: one whose first head is still incomplete stays.
                     parking = true;
                     Pin::new(&mut conn).graceful_shutdown();
                 } else {
@@ -460,6 +464,11 @@ mod tests {
     async fn an_idle_connection_is_parked_and_serves_its_next_request() {
         let server = start(Arc::default()).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        // Parked from the start: nothing is given to hyper before the client writes.
+        until("the new connection is parked", || {
+            server.connections.open() == 1 && server.connections.parked() == 1
+        })
+        .await;
         for round in 0..2 {
             stream.write_all(GET_FAST).await.unwrap();
             let (head, body) = response(&mut stream).await;
