@@ -117,7 +117,7 @@ impl Services {
             .merge(self.invoicing.router())
             .merge(self.shipping.router());
         // One listener for the three: its connections are counted in `/order/metrics`.
-        common::http::with_middleware(router).counting(self.order.connections())
+        self.order.app(router)
     }
 
     async fn close(&self) {

@@ -186,6 +186,14 @@ impl OrderService {
         self.http_metrics.connections()
     }
 
+    /// `router` behind the edge, served as the order service is: its connections counted and
+    /// long polls of its feed held outside hyper while they wait.
+    pub fn app(&self, router: Router) -> common::http::App {
+        common::http::with_middleware(router)
+            .counting(self.connections())
+            .holding(Arc::new(self.state.feed.clone()))
+    }
+
     /// The routes under `/order/`, without middleware (the caller adds it once).
     pub fn router(&self) -> Router {
         common::metrics::instrument(
@@ -204,7 +212,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), anyhow::Error> {
     let service = OrderService::build(&settings, Clock::System, shutdown.clone()).await?;
-    let router = common::http::with_middleware(service.router()).counting(service.connections());
+    let router = service.app(service.router());
     tracing::info!(addr = %listener.local_addr()?, "order service listening");
     common::http::serve(listener, router, shutdown).await?;
     service.state.db.close().await;

@@ -126,7 +126,7 @@ pub async fn spawn_order_on(db: TestDb, options: OrderOptions) -> OrderApp {
         faults.clone(),
         inject_faults,
     ));
-    let router = common::http::with_middleware(router).counting(service.connections());
+    let router = service.app(router);
     let token = shutdown.clone();
     let server = tokio::spawn(async move {
         common::http::serve(listener, router, token)

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::consumer_helpers::{spawn_consumer_on, test_args, Kind};
 use crate::helpers::{fresh_db, on_postgres, spawn_order, spawn_order_on, OrderOptions};
+use crate::metrics::{scrape, value};
 
 /// A waiting poll is answered with the new entry as soon as it commits.
 #[tokio::test]
@@ -239,4 +240,95 @@ async fn one_commit_wakes_every_long_poll_with_one_render() {
     }
     let after = renders(app.get("/order/metrics").await.text());
     assert_eq!(after - before, 1.0, "{POLLS} woken polls, one render");
+}
+
+/// Writes `request` on `stream` and reads until the answer contains `end`.
+async fn exchange(stream: &mut tokio::net::TcpStream, request: &str, end: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while !String::from_utf8_lossy(&answer).contains(end) {
+        let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The identity-encoded head's `ETag`, read on a connection of its own.
+async fn raw_etag(addr: std::net::SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = "GET /order/feed HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n";
+    let answer = exchange(&mut stream, request, "</feed>").await;
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("an ETag")
+        .to_owned()
+}
+
+fn long_poll(etag: &str, wait: u64) -> String {
+    format!(
+        "GET /order/feed HTTP/1.1\r\nhost: test\r\nif-none-match: {etag}\r\nprefer: wait={wait}\r\n\r\n"
+    )
+}
+
+/// A long poll of an unchanged head waits outside the HTTP server (`http_requests_held`),
+/// keeping only its socket and its bytes, and is still answered as soon as an entry commits;
+/// held for its whole wait, it is answered `304` after the wait, not after twice that.
+#[tokio::test]
+async fn a_waiting_long_poll_is_held_outside_the_http_server() {
+    let app = Arc::new(spawn_order(OrderOptions::default()).await);
+    let etag = raw_etag(app.addr).await;
+    let held = || async {
+        let metrics = scrape(&app.get("/order/metrics").await.text());
+        value(&metrics, "http_requests_held", &[])
+    };
+    assert_eq!(held().await, 0.0);
+    let mut poll = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = long_poll(&etag, 20);
+    let answer = {
+        let exchange = exchange(&mut poll, &request, "</feed>");
+        tokio::pin!(exchange);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            tokio::select! {
+                answer = &mut exchange => panic!("answered before any commit: {answer}"),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            if held().await == 1.0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the poll was never held");
+        }
+        let id = app.place(2).await;
+        let answer = exchange.await;
+        assert!(answer.contains(&format!("Order {id} placed")), "{answer}");
+        answer
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer
+            .to_lowercase()
+            .contains("preference-applied: wait=20"),
+        "{answer}"
+    );
+    assert_eq!(held().await, 0.0);
+
+    // The handler waits only for what is left of the wait: a 3 s wait waited twice takes 6 s.
+    let etag = raw_etag(app.addr).await;
+    let mut poll = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let started = Instant::now();
+    let answer = exchange(&mut poll, &long_poll(&etag, 3), "\r\n\r\n").await;
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 304"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
 }

@@ -7,12 +7,12 @@ use prometheus_parse::{Sample, Scrape, Value};
 use crate::consumer_helpers::{spawn_consumer, Kind};
 use crate::helpers::{spawn_order, OrderOptions};
 
-fn scrape(text: &str) -> Scrape {
+pub(crate) fn scrape(text: &str) -> Scrape {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
     Scrape::parse(lines).expect("valid Prometheus text format")
 }
 
-fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     let matching: Vec<&Sample> = scrape
         .samples
         .iter()

@@ -22,6 +22,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -514,11 +515,15 @@ impl Publisher {
     /// one): the subscription document. With `wait`, a request that would get a `304` is held
     /// until an entry commits, the wait ends, or `shutdown`, holding no database connection
     /// meanwhile (long polling).
+    ///
+    /// `waited` is how long the request was held before it was read ([`Publisher::hold`]):
+    /// it waits only for the rest of `wait`.
     pub async fn head(
         &self,
         request: &HeaderMap,
         only: Option<Representation>,
         wait: Option<Duration>,
+        waited: Duration,
         shutdown: &CancellationToken,
     ) -> Result<Response, Error> {
         let chosen = negotiated(request, only);
@@ -532,8 +537,13 @@ impl Publisher {
             }
         };
         // Subscribe before looking at the head, so a commit in between is not missed.
-        let mut waiting =
-            wait.map(|w| (self.inner.head.subscribe(), tokio::time::Instant::now() + w));
+        let mut waiting = wait.map(|w| {
+            let left = w.saturating_sub(waited);
+            (
+                self.inner.head.subscribe(),
+                tokio::time::Instant::now() + left,
+            )
+        });
         let mut response = loop {
             let response = self
                 .head_response(request, representation, encoding)
@@ -580,6 +590,36 @@ impl Publisher {
         representation: Representation,
         encoding: Encoding,
     ) -> Result<Response, Error> {
+        let check = self.head_check(request, representation, encoding);
+        if check.unchanged {
+            return Ok(not_modified_response(
+                header_value(&check.quoted),
+                check.sent,
+                "no-cache",
+            ));
+        }
+        let HeadCheck {
+            position,
+            etag,
+            sent,
+            ..
+        } = check;
+        let rendered = self.head_page(representation, position, etag).await?;
+        let mut response = self.page_response(&rendered, encoding, "no-cache");
+        if let Some(lm) = sent {
+            response.headers_mut().insert(header::LAST_MODIFIED, lm);
+        }
+        Ok(response)
+    }
+
+    /// The head's validators for one representation and encoding, and whether `request`
+    /// already has them (a `304`).
+    fn head_check(
+        &self,
+        request: &HeaderMap,
+        representation: Representation,
+        encoding: Encoding,
+    ) -> HeadCheck {
         let head = *self.inner.head.borrow();
         let size = self.inner.page_size;
         let etag = format!("h{}{}-{}", representation.tag(), size.get(), head.position);
@@ -593,20 +633,46 @@ impl Publisher {
                 && Some(head.prev_updated_us.div_euclid(1_000_000)) == lm_secs,
             now,
         };
+        let unchanged = not_modified(request, validators);
         let sent = lm_secs.map(|secs| http_date(settled_second(secs, now)));
-        if not_modified(request, validators) {
-            return Ok(not_modified_response(
-                header_value(&quoted),
-                sent,
-                "no-cache",
-            ));
+        HeadCheck {
+            position: head.position,
+            etag,
+            quoted,
+            sent,
+            unchanged,
         }
-        let rendered = self.head_page(representation, head.position, etag).await?;
-        let mut response = self.page_response(&rendered, encoding, "no-cache");
-        if let Some(lm) = sent {
-            response.headers_mut().insert(header::LAST_MODIFIED, lm);
+    }
+
+    /// For a request read before it reaches the router (see [`crate::http::Hold`]): a long
+    /// poll of the head (`Prefer: wait`) that would be answered `304` now waits until an entry
+    /// commits or its wait ends, before anything else is spent on it. The request is then
+    /// served as usual, told how long it waited.
+    pub fn hold(&self, target: &str, request: &HeaderMap) -> Option<BoxFuture<'static, ()>> {
+        // A query (`?wait=`) is left to the handler: only the header form is held.
+        let path = target.strip_prefix(self.inner.settings.path.as_str())?;
+        let only = if path.is_empty() {
+            None
+        } else {
+            Some(
+                Representation::ALL
+                    .into_iter()
+                    .find(|r| !r.segment().is_empty() && r.segment() == path)?,
+            )
+        };
+        let wait = requested_wait(request, None).ok()??;
+        let (representation, encoding) = negotiated(request, only).ok()?;
+        // Subscribe before looking at the head, so a commit in between is not missed.
+        let mut changes = self.inner.head.subscribe();
+        if !self.head_check(request, representation, encoding).unchanged {
+            return None;
         }
-        Ok(response)
+        Some(Box::pin(async move {
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }))
     }
 
     async fn head_page(
@@ -874,6 +940,29 @@ fn settled_second(secs: i64, now: i64) -> i64 {
 const VARY: &str = "Accept, Accept-Encoding";
 
 /// The representation and coding a request gets, or why it gets none.
+/// What [`Publisher::head_check`] found.
+struct HeadCheck {
+    position: Position,
+    etag: String,
+    quoted: String,
+    sent: Option<HeaderValue>,
+    unchanged: bool,
+}
+
+impl crate::http::Hold for Publisher {
+    fn hold(
+        &self,
+        method: &axum::http::Method,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Option<BoxFuture<'static, ()>> {
+        if method != axum::http::Method::GET {
+            return None;
+        }
+        Publisher::hold(self, target, headers)
+    }
+}
+
 fn negotiated(
     request: &HeaderMap,
     only: Option<Representation>,

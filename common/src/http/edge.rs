@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use tower::Service;
 use tracing::Instrument;
 
-use super::server::Connections;
+use super::server::{Connections, HeldFor, Hold};
 use super::Problem;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -72,6 +72,7 @@ pub struct Edge<S> {
     inner: S,
     ids: Arc<RequestIds>,
     connections: Connections,
+    hold: Option<Arc<dyn Hold>>,
     timeout: Duration,
     body_limit: usize,
 }
@@ -82,6 +83,7 @@ impl<S> Edge<S> {
             inner,
             ids: Arc::new(RequestIds::new()),
             connections: Connections::default(),
+            hold: None,
             timeout,
             body_limit,
         }
@@ -91,6 +93,22 @@ impl<S> Edge<S> {
     pub fn counting(mut self, connections: Connections) -> Edge<S> {
         self.connections = connections;
         self
+    }
+
+    /// Holds the requests `hold` says would only wait outside hyper (see [`super::serve`]).
+    pub fn holding(mut self, hold: Arc<dyn Hold>) -> Edge<S> {
+        self.hold = Some(hold);
+        self
+    }
+
+    /// Whether to hold a request, from its head (see [`Hold`]).
+    pub fn hold(
+        &self,
+        method: &axum::http::Method,
+        target: &str,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<BoxFuture<'static, ()>> {
+        self.hold.as_ref()?.hold(method, target, headers)
     }
 
     /// The connections it is served on (see [`super::serve`]).
@@ -165,7 +183,14 @@ where
             tracing::Span::none()
         };
         // The clock is read only for the log line (the route metrics time requests themselves).
-        let started = logging.then(Instant::now);
+        // A request held before hyper read it is logged with the time it was held.
+        let started = logging.then(|| {
+            let now = Instant::now();
+            match request.extensions().get::<HeldFor>() {
+                Some(HeldFor(held)) => now.checked_sub(*held).unwrap_or(now),
+                None => now,
+            }
+        });
         let response = match limit_body(request, self.body_limit) {
             Ok(request) => Ok(tokio::time::timeout(self.timeout, inner.call(request))),
             Err(declared) => Err(too_large(declared, self.body_limit)),

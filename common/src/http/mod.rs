@@ -10,7 +10,7 @@ mod edge;
 mod server;
 
 pub use edge::{Edge, REQUEST_TIMEOUT, X_REQUEST_ID};
-pub use server::{serve, Connections, PARK_AFTER};
+pub use server::{serve, Connections, HeldFor, Hold, PARK_AFTER};
 
 /// Request bodies larger than this are refused with 413 before any handler runs.
 pub const MAX_REQUEST_BODY: usize = 64 * 1024;

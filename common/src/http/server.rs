@@ -8,6 +8,14 @@
 //! 1.5 KB resident instead of about 20 KB (`bench/connections`). A busy connection never parks
 //! (the check runs once per [`PARK_AFTER`], not per request), so the hot path is hyper's own.
 //!
+//! A long poll is held outside hyper too. A request that asks to wait (`Prefer: wait`) has its
+//! connection parked as soon as it is answered, since its client will ask again at once; the
+//! next request it sends is read into a buffer of its own size, and if the app's [`Hold`] says
+//! it would wait (the feed head, unchanged since the client's `ETag`), it waits there: the
+//! socket, those bytes and the wait's state, about 2 KB instead of about 11 KB in hyper. When
+//! the wait ends the bytes are handed to hyper, and the handler is told how long the request
+//! was held ([`HeldFor`]) so that it waits only for the rest.
+//!
 //! Served with hyper's `http1` builder directly rather than `axum::serve` (hyper-util's
 //! auto-detecting builder, which sniffs every connection for HTTP/2 and adds a watch channel per
 //! connection): every service here speaks HTTP/1.1, behind nginx or not.
@@ -17,15 +25,17 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use futures::future::BoxFuture;
+use futures::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -42,12 +52,37 @@ use super::App;
 /// How long a connection goes without a request before it leaves hyper.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
 
+/// Most bytes of a request read to decide whether to hold it: a long poll's head is a few
+/// hundred; a longer head is not held, only served in hyper.
+const HOLD_READ: usize = 4096;
+
+/// Decides, from a request's head before hyper reads it, whether it would only wait (a long
+/// poll with nothing to answer yet) and until when.
+pub trait Hold: Send + Sync + 'static {
+    /// `Some(until)` to hold the request until `until` resolves, then serve it; `target` is the
+    /// request-target (path and query).
+    fn hold(
+        &self,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Option<BoxFuture<'static, ()>>;
+}
+
+/// How long the request was held before hyper read it (a request extension): a long poll's
+/// handler waits only for what is left of its wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldFor(pub Duration);
+
+const PREFER: HeaderName = HeaderName::from_static("prefer");
+
 /// Counts of the connections a service is served on: gauges in its metrics
 /// (`http_connections`, `http_connections_parked`), read by tests too.
 #[derive(Debug, Clone, Default)]
 pub struct Connections {
     open: Gauge,
     parked: Gauge,
+    held: Gauge,
 }
 
 impl Connections {
@@ -64,6 +99,11 @@ impl Connections {
             "Client connections idle and parked outside the HTTP server until their next request",
             c.parked.clone(),
         );
+        registry.register(
+            "http_requests_held",
+            "Requests held outside the HTTP server while they wait (long polls), on parked connections",
+            c.held.clone(),
+        );
         c
     }
 
@@ -72,9 +112,14 @@ impl Connections {
         self.open.get().max(0) as u64
     }
 
-    /// Connections waiting outside hyper for their next request.
+    /// Connections waiting outside hyper for their next request, or holding one.
     pub fn parked(&self) -> u64 {
         self.parked.get().max(0) as u64
+    }
+
+    /// Requests held outside hyper while they wait (a subset of the parked connections).
+    pub fn held(&self) -> u64 {
+        self.held.get().max(0) as u64
     }
 }
 
@@ -128,21 +173,36 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: Can
     let mut io = Rewind::new(stream);
     loop {
         // Parked until the client writes: a new connection too, so one that connects and
-        // sends nothing costs no buffers. Bytes hyper read past its last request are at most a
-        // partial head (a complete one it would have answered): the rest must come from the
-        // socket either way. A hang-up reads as readable too, and hyper then sees the end of
-        // the stream. A peek, not `readable()`: tokio assumes a socket it has just accepted
-        // is readable, and readiness may be a false positive.
-        counts.parked.inc();
-        let mut first = [0u8; 1];
-        let woken = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => false,
-            peeked = io.stream.peek(&mut first) => peeked.is_ok(),
-        };
-        counts.parked.dec();
-        if !woken {
-            break;
+        // sends nothing costs no buffers. A partial head hyper read past its last request
+        // waits here for the rest; a complete one goes to hyper at once (hyper parses what it
+        // reads before it can be parked, so that is a guard rather than a path taken).
+        // A hang-up reads as readable too, and hyper then sees the end of the stream. A peek,
+        // not `readable()`: tokio assumes a socket it has just accepted is readable, and
+        // readiness may be a false positive.
+        if !io.unread.is_empty() && is_complete_head(&io.unread) {
+            // Served below without waiting.
+        } else {
+            counts.parked.inc();
+            let mut first = [0u8; 1];
+            let woken = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => false,
+                peeked = io.stream.peek(&mut first) => peeked.is_ok(),
+            };
+            if woken && io.unread.is_empty() {
+                match hold(&mut io, &app, &shutdown).await {
+                    Held::No => {}
+                    Held::For(held) => activity.held_for(held),
+                    Held::ClientGone => {
+                        counts.parked.dec();
+                        break;
+                    }
+                }
+            }
+            counts.parked.dec();
+            if !woken {
+                break;
+            }
         }
         // Boxed so that hyper's connection state is freed while parked, not kept inline in
         // this task.
@@ -151,6 +211,92 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: Can
         io = parked;
     }
     counts.open.dec();
+}
+
+/// What became of a request read before hyper.
+enum Held {
+    /// Not held (not a long poll that would wait, or not read whole): serve it.
+    No,
+    /// Held this long, then woken: serve it.
+    For(Duration),
+    /// The client closed while it was held, or before it sent anything.
+    ClientGone,
+}
+
+/// Reads the request the client has sent on a parked connection and, if the app would only
+/// wait on it, waits here until the app's wait ends, the client writes again or closes, or
+/// shutdown. What was read is left in `io` for hyper.
+async fn hold(io: &mut Rewind, app: &App, shutdown: &CancellationToken) -> Held {
+    let read = match read_available(&io.stream) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Held::No,
+        Err(_) => return Held::ClientGone,
+    };
+    if read.is_empty() {
+        return Held::ClientGone;
+    }
+    let until = parse_head(&read)
+        .and_then(|(method, target, headers)| app.hold(&method, &target, &headers));
+    io.unread = Bytes::from(read);
+    let Some(until) = until else {
+        return Held::No;
+    };
+    let since = Instant::now();
+    let mut next = [0u8; 1];
+    app.connections().held.inc();
+    let client_gone = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => false,
+        _ = until => false,
+        peeked = io.stream.peek(&mut next) => !matches!(peeked, Ok(n) if n > 0),
+    };
+    app.connections().held.dec();
+    if client_gone {
+        return Held::ClientGone;
+    }
+    Held::For(since.elapsed())
+}
+
+/// What the socket has ready now, up to [`HOLD_READ`] bytes, in a buffer of its own size.
+fn read_available(stream: &TcpStream) -> io::Result<Vec<u8>> {
+    let mut buf = [0u8; HOLD_READ];
+    let n = stream.try_read(&mut buf)?;
+    Ok(buf[..n].to_vec())
+}
+
+/// The method, target and headers of a complete request head at the start of `bytes`.
+fn parse_head(bytes: &[u8]) -> Option<(Method, String, HeaderMap)> {
+    let mut slots = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut slots);
+    if !matches!(request.parse(bytes), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
+    let target = request.path?.to_owned();
+    let mut headers = HeaderMap::with_capacity(request.headers.len());
+    for h in request.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    Some((method, target, headers))
+}
+
+/// Whether a `Prefer` header asks to wait (RFC 7240 §4.3): the mark of a long poll.
+fn asks_to_wait(headers: &HeaderMap) -> bool {
+    headers.get_all(PREFER).iter().any(|v| {
+        v.as_bytes()
+            .windows(5)
+            .any(|w| w.eq_ignore_ascii_case(b"wait="))
+    })
+}
+
+fn is_complete_head(bytes: &[u8]) -> bool {
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    // Too many headers is complete enough: hyper answers it.
+    !matches!(
+        httparse::Request::new(&mut slots).parse(bytes),
+        Ok(httparse::Status::Partial)
+    )
 }
 
 /// Serves requests on `io` until the client closes, shutdown, or [`PARK_AFTER`] without a
@@ -186,6 +332,11 @@ async fn serve_until_idle(
                 shutting_down = true;
                 Pin::new(&mut conn).graceful_shutdown();
             }
+            _ = std::future::poll_fn(|cx| activity.poll_leave(cx)), if !parking && !shutting_down => {
+                // Answered a long poll: its client asks again at once, and is held parked.
+                parking = true;
+                Pin::new(&mut conn).graceful_shutdown();
+            }
             _ = &mut tick, if !parking && !shutting_down => {
                 let started = activity.started();
                 if started == seen && started > 0 && activity.is_idle() {
@@ -218,6 +369,12 @@ async fn serve_until_idle(
 struct Activity {
     started: AtomicU64,
     finished: AtomicU64,
+    /// A request asked to wait (`Prefer: wait`): park once idle, without waiting for the tick.
+    leave: AtomicBool,
+    /// Woken when a request finishes while `leave` is set.
+    finishing: AtomicWaker,
+    /// Microseconds the next request was held before hyper read it (0: not held).
+    held_us: AtomicU64,
 }
 
 impl Activity {
@@ -228,6 +385,29 @@ impl Activity {
     fn is_idle(&self) -> bool {
         self.finished.load(Ordering::Relaxed) == self.started()
     }
+
+    fn held_for(&self, held: Duration) {
+        let us = u64::try_from(held.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.held_us.store(us, Ordering::Relaxed);
+    }
+
+    fn take_held(&self) -> Option<HeldFor> {
+        match self.held_us.swap(0, Ordering::Relaxed) {
+            0 => None,
+            us => Some(HeldFor(Duration::from_micros(us))),
+        }
+    }
+
+    /// Ready once a request that asked to wait has been answered and none is in flight.
+    fn poll_leave(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.finishing.register(cx.waker());
+        if self.leave.load(Ordering::Relaxed) && self.started() > 0 && self.is_idle() {
+            self.leave.store(false, Ordering::Relaxed);
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 /// Counts a request finished when dropped: with the response body once hyper has written it,
@@ -237,6 +417,9 @@ struct Finished(Arc<Activity>);
 impl Drop for Finished {
     fn drop(&mut self) {
         self.0.finished.fetch_add(1, Ordering::Relaxed);
+        if self.0.leave.load(Ordering::Relaxed) {
+            self.0.finishing.wake();
+        }
     }
 }
 
@@ -256,8 +439,14 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Handler {
     fn call(&self, request: hyper::Request<Incoming>) -> Responding {
         self.activity.started.fetch_add(1, Ordering::Relaxed);
         let finished = Finished(self.activity.clone());
+        if asks_to_wait(request.headers()) {
+            self.activity.leave.store(true, Ordering::Relaxed);
+        }
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.peer));
+        if let Some(held) = self.activity.take_held() {
+            request.extensions_mut().insert(held);
+        }
         Responding {
             response: self.app.respond(request),
             finished: Some(finished),
@@ -401,15 +590,47 @@ mod tests {
         served: tokio::task::JoinHandle<io::Result<()>>,
     }
 
+    /// Holds `GET /poll` until `release` is notified, like a long poll of an unchanged head.
+    struct HoldPolls(Arc<Notify>);
+
+    impl Hold for HoldPolls {
+        fn hold(
+            &self,
+            method: &Method,
+            target: &str,
+            _: &HeaderMap,
+        ) -> Option<BoxFuture<'static, ()>> {
+            let release = self.0.clone();
+            (method == Method::GET && target == "/poll").then(|| {
+                Box::pin(async move { release.notified().await }) as BoxFuture<'static, ()>
+            })
+        }
+    }
+
     async fn start(release: Arc<Notify>) -> Server {
-        let router = Router::new().route("/fast", get(|| async { "ok" })).route(
-            "/held",
-            get(move || async move {
-                release.notified().await;
-                "released"
-            }),
-        );
-        let app = super::super::with_middleware(router);
+        let router = Router::new()
+            .route("/fast", get(|| async { "ok" }))
+            .route(
+                "/held",
+                get({
+                    let release = release.clone();
+                    move || async move {
+                        release.notified().await;
+                        "released"
+                    }
+                }),
+            )
+            .route(
+                "/poll",
+                get(|held: Option<axum::Extension<HeldFor>>| async move {
+                    if held.is_some() {
+                        "held"
+                    } else {
+                        "not held"
+                    }
+                }),
+            );
+        let app = super::super::with_middleware(router).holding(Arc::new(HoldPolls(release)));
         let connections = app.connections().clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -459,6 +680,93 @@ mod tests {
     }
 
     const GET_FAST: &[u8] = b"GET /fast HTTP/1.1\r\nhost: test\r\n\r\n";
+    const LONG_POLL: &[u8] = b"GET /poll HTTP/1.1\r\nhost: test\r\nprefer: wait=30\r\n\r\n";
+
+    /// Reads until `bytes` has `n` response heads and ends with `last`, the last body.
+    async fn responses(stream: &mut TcpStream, n: usize, last: &str) -> String {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let read = async {
+            loop {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                if text.matches("HTTP/1.1 ").count() == n && text.ends_with(last) {
+                    return text;
+                }
+                let got = stream.read(&mut chunk).await.unwrap();
+                assert!(got > 0, "closed before {n} responses: {text}");
+                bytes.extend_from_slice(&chunk[..got]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("responses within 10 s")
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_waits_parked_and_the_next_one_on_its_connection_too() {
+        let release = Arc::new(Notify::new());
+        let server = start(release.clone()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        for round in 0..3 {
+            // Written at once after the last answer: had the connection stayed in hyper (it
+            // parks an idle one only after a second), hyper would read this poll itself.
+            stream.write_all(LONG_POLL).await.unwrap();
+            until("the poll is held, parked", || {
+                server.connections.held() == 1 && server.connections.parked() == 1
+            })
+            .await;
+            release.notify_one();
+            let (head, body) = response(&mut stream).await;
+            assert!(head.starts_with("http/1.1 200"), "round {round}: {head}");
+            assert_eq!(
+                body, "held",
+                "round {round}: the handler is told it was held"
+            );
+        }
+        // A request that is not a long poll goes to hyper as before.
+        stream.write_all(GET_FAST).await.unwrap();
+        assert_eq!(response(&mut stream).await.1, "ok");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_hangs_up_while_held_is_closed() {
+        let server = start(Arc::default()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(LONG_POLL).await.unwrap();
+        // Nothing releases the poll: only the hang-up ends it.
+        until("the poll is held", || server.connections.held() == 1).await;
+        drop(stream);
+        until("the held connection is closed", || {
+            server.connections.open() == 0
+        })
+        .await;
+        assert_eq!(server.connections.parked(), 0);
+        assert_eq!(server.connections.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn requests_pipelined_behind_a_long_poll_are_served_in_order() {
+        let release = Arc::new(Notify::new());
+        let server = start(release.clone()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        // Held: the request behind it waits for it (HTTP/1.1 answers in order).
+        stream
+            .write_all(&[LONG_POLL, GET_FAST].concat())
+            .await
+            .unwrap();
+        release.notify_one();
+        let text = responses(&mut stream, 2, "ok").await;
+        assert!(text.contains("\r\n\r\nheld"), "{text}");
+        // Not held (hyper serves it) yet asking to wait: the connection leaves hyper once
+        // both are answered, not in between.
+        let not_held = b"GET /fast HTTP/1.1\r\nhost: test\r\nprefer: wait=30\r\n\r\n";
+        stream
+            .write_all(&[&not_held[..], GET_FAST].concat())
+            .await
+            .unwrap();
+        let text = responses(&mut stream, 2, "ok").await;
+        assert!(text.contains("\r\n\r\nok"), "{text}");
+    }
 
     #[tokio::test]
     async fn an_idle_connection_is_parked_and_serves_its_next_request() {

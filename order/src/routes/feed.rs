@@ -1,12 +1,16 @@
 //! `/order/feed`: the order events as Atom, with RFC 5005 archive pages and long polling, in
 //! every representation: by `Accept` at the generic URLs, or at each representation's own.
 
+use std::time::Duration;
+
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use common::feed::{requested_wait, Representation};
+use common::http::HeldFor;
 use serde::Deserialize;
 
 use crate::openapi::Problem;
@@ -85,9 +89,10 @@ pub(crate) struct HeadQuery {
 pub(crate) async fn head(
     State(state): State<AppState>,
     Query(query): Query<HeadQuery>,
+    held: Option<Extension<HeldFor>>,
     FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
-    serve_head(&state, &headers, &query, None).await
+    serve_head(&state, &headers, &query, held, None).await
 }
 
 /// The subscription document with each entry's details inline (`<content type="application/json">`).
@@ -98,9 +103,17 @@ pub(crate) async fn head(
 pub(crate) async fn inline_head(
     State(state): State<AppState>,
     Query(query): Query<HeadQuery>,
+    held: Option<Extension<HeldFor>>,
     FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
-    serve_head(&state, &headers, &query, Some(Representation::AtomInline)).await
+    serve_head(
+        &state,
+        &headers,
+        &query,
+        held,
+        Some(Representation::AtomInline),
+    )
+    .await
 }
 
 /// The subscription document as a CloudEvents JSON batch; paging links in `Link`.
@@ -111,21 +124,24 @@ pub(crate) async fn inline_head(
 pub(crate) async fn events_head(
     State(state): State<AppState>,
     Query(query): Query<HeadQuery>,
+    held: Option<Extension<HeldFor>>,
     FeedRequest(headers): FeedRequest,
 ) -> Result<Response, Error> {
-    serve_head(&state, &headers, &query, Some(Representation::Events)).await
+    serve_head(&state, &headers, &query, held, Some(Representation::Events)).await
 }
 
 async fn serve_head(
     state: &AppState,
     headers: &HeaderMap,
     query: &HeadQuery,
+    held: Option<Extension<HeldFor>>,
     only: Option<Representation>,
 ) -> Result<Response, Error> {
     let wait = requested_wait(headers, query.wait.as_deref()).map_err(Error::BadRequest)?;
+    let waited = held.map_or(Duration::ZERO, |Extension(HeldFor(d))| d);
     Ok(state
         .feed
-        .head(headers, only, wait, &state.shutdown)
+        .head(headers, only, wait, waited, &state.shutdown)
         .await?)
 }
 
