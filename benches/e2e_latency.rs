@@ -13,15 +13,11 @@ use common::Clock;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-async fn serve(router: axum::Router) -> String {
+/// Serves `app` (a router behind the edge) on a loopback port; its base URL.
+async fn serve(app: common::http::App) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = common::http::with_middleware(router);
-    tokio::spawn(common::http::serve(
-        listener,
-        router,
-        CancellationToken::new(),
-    ));
+    tokio::spawn(common::http::serve(listener, app, CancellationToken::new()));
     base
 }
 
@@ -42,7 +38,8 @@ async fn measure(label: &str, long_poll: Duration, samples: usize) -> Vec<Durati
     )
     .await
     .expect("order");
-    let order_base = serve(order.router()).await;
+    // Served as the order service is: long polls of its feed held outside hyper.
+    let order_base = serve(order.app(order.router())).await;
     let mut args =
         ConsumerArgs::for_feed(url::Url::parse(&format!("{order_base}/order/feed")).expect("url"));
     args.long_poll = long_poll;
@@ -55,7 +52,7 @@ async fn measure(label: &str, long_poll: Duration, samples: usize) -> Vec<Durati
     )
     .await
     .expect("invoicing");
-    let invoicing_base = serve(invoicing.router()).await;
+    let invoicing_base = serve(common::http::with_middleware(invoicing.router())).await;
     let _poller = invoicing.start();
     let client = reqwest::Client::new();
     let mut latencies = Vec::with_capacity(samples);
