@@ -939,7 +939,6 @@ fn settled_second(secs: i64, now: i64) -> i64 {
 /// specific ones answer `406` to an `Accept` they cannot satisfy) and the coding.
 const VARY: &str = "Accept, Accept-Encoding";
 
-/// The representation and coding a request gets, or why it gets none.
 /// What [`Publisher::head_check`] found.
 struct HeadCheck {
     position: Position,
@@ -963,6 +962,7 @@ impl crate::http::Hold for Publisher {
     }
 }
 
+/// The representation and coding a request gets, or why it gets none.
 fn negotiated(
     request: &HeaderMap,
     only: Option<Representation>,

@@ -77,7 +77,7 @@ pub struct HeldFor(pub Duration);
 const PREFER: HeaderName = HeaderName::from_static("prefer");
 
 /// Counts of the connections a service is served on: gauges in its metrics
-/// (`http_connections`, `http_connections_parked`), read by tests too.
+/// (`http_connections`, `http_connections_parked`, `http_requests_held`), read by tests too.
 #[derive(Debug, Clone, Default)]
 pub struct Connections {
     open: Gauge,
