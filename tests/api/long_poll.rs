@@ -332,3 +332,39 @@ async fn a_waiting_long_poll_is_held_outside_the_http_server() {
         "{took:?}"
     );
 }
+
+/// A reader named on a held long poll is known at once with its checkpoint, not only when the
+/// poll ends.
+#[tokio::test]
+async fn a_held_long_poll_names_its_reader_at_once() {
+    let app = spawn_order(OrderOptions::default()).await;
+    app.place(1).await;
+    let checkpoint = app.entry_id(1, 1).await;
+    let etag = raw_etag(app.addr).await;
+    let mut poll = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /order/feed HTTP/1.1\r\nhost: test\r\nif-none-match: {etag}\r\nprefer: wait=30\r\n\
+         feed-reader: invoicing\r\nfeed-reader-checkpoint: {checkpoint}\r\n\r\n"
+    );
+    let exchange = exchange(&mut poll, &request, "\r\n\r\n");
+    tokio::pin!(exchange);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            answer = &mut exchange => panic!("answered before the wait ended: {answer}"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let metrics = scrape(&app.get("/order/metrics").await.text());
+        if value(&metrics, "http_requests_held", &[]) == 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the poll was never held");
+    }
+    app.service.state.feed.flush_readers().await.expect("flush");
+    let report: serde_json::Value = app.get("/order/feed/readers").await.json();
+    let invoicing = report["readers"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["name"] == "invoicing"))
+        .unwrap_or_else(|| panic!("invoicing is known while its poll waits: {report:#}"));
+    assert_eq!(invoicing["position"], 1, "{report:#}");
+}

@@ -647,8 +647,14 @@ impl Publisher {
     /// For a request read before it reaches the router (see [`crate::http::Hold`]): a long
     /// poll of the head (`Prefer: wait`) that would be answered `304` now waits until an entry
     /// commits or its wait ends, before anything else is spent on it. The request is then
-    /// served as usual, told how long it waited.
-    pub fn hold(&self, target: &str, request: &HeaderMap) -> Option<BoxFuture<'static, ()>> {
+    /// served as usual, told how long it waited. The reader it names is noted now, as the
+    /// handler would (its checkpoint must not wait for the end of the wait).
+    pub fn hold(
+        &self,
+        target: &str,
+        request: &HeaderMap,
+        peer: std::net::SocketAddr,
+    ) -> Option<BoxFuture<'static, ()>> {
         // A query (`?wait=`) is left to the handler: only the header form is held.
         let path = target.strip_prefix(self.inner.settings.path.as_str())?;
         let only = if path.is_empty() {
@@ -667,6 +673,7 @@ impl Publisher {
         if !self.head_check(request, representation, encoding).unchanged {
             return None;
         }
+        self.observe_reader(request, Some(peer.ip()));
         Some(Box::pin(async move {
             tokio::select! {
                 _ = changes.changed() => {}
@@ -954,11 +961,12 @@ impl crate::http::Hold for Publisher {
         method: &axum::http::Method,
         target: &str,
         headers: &HeaderMap,
+        peer: std::net::SocketAddr,
     ) -> Option<BoxFuture<'static, ()>> {
         if method != axum::http::Method::GET {
             return None;
         }
-        Publisher::hold(self, target, headers)
+        Publisher::hold(self, target, headers, peer)
     }
 }
 

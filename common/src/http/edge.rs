@@ -107,8 +107,9 @@ impl<S> Edge<S> {
         method: &axum::http::Method,
         target: &str,
         headers: &axum::http::HeaderMap,
+        peer: std::net::SocketAddr,
     ) -> Option<BoxFuture<'static, ()>> {
-        self.hold.as_ref()?.hold(method, target, headers)
+        self.hold.as_ref()?.hold(method, target, headers, peer)
     }
 
     /// The connections it is served on (see [`super::serve`]).

@@ -60,12 +60,13 @@ const HOLD_READ: usize = 4096;
 /// poll with nothing to answer yet) and until when.
 pub trait Hold: Send + Sync + 'static {
     /// `Some(until)` to hold the request until `until` resolves, then serve it; `target` is the
-    /// request-target (path and query).
+    /// request-target (path and query), `peer` the client's address.
     fn hold(
         &self,
         method: &Method,
         target: &str,
         headers: &HeaderMap,
+        peer: SocketAddr,
     ) -> Option<BoxFuture<'static, ()>>;
 }
 
@@ -190,7 +191,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: Can
                 peeked = io.stream.peek(&mut first) => peeked.is_ok(),
             };
             if woken && io.unread.is_empty() {
-                match hold(&mut io, &app, &shutdown).await {
+                match hold(&mut io, peer, &app, &shutdown).await {
                     Held::No => {}
                     Held::For(held) => activity.held_for(held),
                     Held::ClientGone => {
@@ -226,7 +227,7 @@ enum Held {
 /// Reads the request the client has sent on a parked connection and, if the app would only
 /// wait on it, waits here until the app's wait ends, the client writes again or closes, or
 /// shutdown. What was read is left in `io` for hyper.
-async fn hold(io: &mut Rewind, app: &App, shutdown: &CancellationToken) -> Held {
+async fn hold(io: &mut Rewind, peer: SocketAddr, app: &App, shutdown: &CancellationToken) -> Held {
     let read = match read_available(&io.stream) {
         Ok(read) => read,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Held::No,
@@ -236,7 +237,7 @@ async fn hold(io: &mut Rewind, app: &App, shutdown: &CancellationToken) -> Held 
         return Held::ClientGone;
     }
     let until = parse_head(&read)
-        .and_then(|(method, target, headers)| app.hold(&method, &target, &headers));
+        .and_then(|(method, target, headers)| app.hold(&method, &target, &headers, peer));
     io.unread = Bytes::from(read);
     let Some(until) = until else {
         return Held::No;
@@ -599,6 +600,7 @@ mod tests {
             method: &Method,
             target: &str,
             _: &HeaderMap,
+            _: SocketAddr,
         ) -> Option<BoxFuture<'static, ()>> {
             let release = self.0.clone();
             (method == Method::GET && target == "/poll").then(|| {
