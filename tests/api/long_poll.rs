@@ -278,6 +278,26 @@ fn long_poll(etag: &str, wait: u64) -> String {
     )
 }
 
+/// Waits, up to ten seconds, until the order service holds one request, failing if `exchange`
+/// (the poll) is answered first.
+async fn until_held(
+    app: &crate::helpers::OrderApp,
+    exchange: &mut std::pin::Pin<&mut impl std::future::Future<Output = String>>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            answer = exchange.as_mut() => panic!("answered before it was due: {answer}"),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let metrics = scrape(&app.get("/order/metrics").await.text());
+        if value(&metrics, "http_requests_held", &[]) == 1.0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the poll was never held");
+    }
+}
+
 /// A long poll of an unchanged head waits outside the HTTP server (`http_requests_held`),
 /// keeping only its socket and its bytes, and is still answered as soon as an entry commits;
 /// held for its whole wait, it is answered `304` after the wait, not after twice that.
@@ -295,17 +315,7 @@ async fn a_waiting_long_poll_is_held_outside_the_http_server() {
     let answer = {
         let exchange = exchange(&mut poll, &request, "</feed>");
         tokio::pin!(exchange);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            tokio::select! {
-                answer = &mut exchange => panic!("answered before any commit: {answer}"),
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            }
-            if held().await == 1.0 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the poll was never held");
-        }
+        until_held(&app, &mut exchange).await;
         let id = app.place(2).await;
         let answer = exchange.await;
         assert!(answer.contains(&format!("Order {id} placed")), "{answer}");
@@ -348,18 +358,7 @@ async fn a_held_long_poll_names_its_reader_at_once() {
     );
     let exchange = exchange(&mut poll, &request, "\r\n\r\n");
     tokio::pin!(exchange);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        tokio::select! {
-            answer = &mut exchange => panic!("answered before the wait ended: {answer}"),
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-        let metrics = scrape(&app.get("/order/metrics").await.text());
-        if value(&metrics, "http_requests_held", &[]) == 1.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the poll was never held");
-    }
+    until_held(&app, &mut exchange).await;
     app.service.state.feed.flush_readers().await.expect("flush");
     let report: serde_json::Value = app.get("/order/feed/readers").await.json();
     let invoicing = report["readers"]

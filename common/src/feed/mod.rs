@@ -663,7 +663,7 @@ impl Publisher {
             Some(
                 Representation::ALL
                     .into_iter()
-                    .find(|r| !r.segment().is_empty() && r.segment() == path)?,
+                    .find(|r| r.segment() == path)?,
             )
         };
         let wait = requested_wait(request, None).ok()??;
