@@ -224,6 +224,13 @@ fn main() {
                 })
             })
             .collect();
+        // BENCH_WAKE_DELAY_MS: a pause before the commit, to attach a profiler to the wake alone.
+        if let Some(ms) = std::env::var("BENCH_WAKE_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         let started = Instant::now();
         let committed = place_order(server, &host).await;
         let mut woken = Vec::with_capacity(n);

@@ -119,6 +119,29 @@ pub async fn allocate_ids(
     }
 }
 
+/// Postgres: a text expression for an append statement's `returning` that draws `$param`
+/// new order ids, comma-separated (`NULL` for none); read them with [`drawn_ids`].
+pub fn draw_ids_sql(param: usize) -> String {
+    format!(
+        "(SELECT string_agg(id::text, ',') FROM (SELECT nextval(pg_get_serial_sequence('orders', \
+         'id')) AS id FROM generate_series(1, ${param})) AS drawn)"
+    )
+}
+
+/// The ids a [`draw_ids_sql`] expression drew, ascending.
+pub fn drawn_ids(text: Option<&str>) -> Result<Vec<i64>, Error> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut ids = text
+        .split(',')
+        .map(|id| id.parse::<i64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Corrupt(format!("ids drawn ahead {text:?}: {e}")))?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 const ORDER_PARAMS: usize = 16;
 const LINE_COLUMNS: &str = "order_id, line_no, item_id, item_name, price_cents, count";
 const LINE_PARAMS: usize = 6;
@@ -405,4 +428,17 @@ pub async fn remember_keys(
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_drawn_by_a_statement_are_read_ascending() {
+        assert_eq!(drawn_ids(None).unwrap(), Vec::<i64>::new());
+        assert_eq!(drawn_ids(Some("12,10,11")).unwrap(), vec![10, 11, 12]);
+        assert!(matches!(drawn_ids(Some("1,x")), Err(Error::Corrupt(_))));
+        assert!(draw_ids_sql(7).contains("generate_series(1, $7)"));
+    }
 }

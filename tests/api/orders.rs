@@ -218,6 +218,56 @@ async fn concurrent_placements_written_together_each_get_their_own_answer() {
     assert_eq!(app.counts().await, (orders, orders));
 }
 
+/// Placements written in many batches take ascending ids in commit (feed) order, each id once;
+/// on Postgres, batches that follow each other draw the next batch's ids in their own statement
+/// (the sequence is then ahead of the last id used).
+#[tokio::test]
+async fn batches_take_ascending_ids_in_commit_order_and_draw_the_next_ones_ahead() {
+    let app = spawn_order(OrderOptions::default()).await;
+    let app = &app;
+    let gate = Arc::new(tokio::sync::Semaphore::new(16));
+    let ids = futures::future::join_all((0..200).map(|_| {
+        let gate = gate.clone();
+        async move {
+            let _permit = gate.acquire().await.unwrap();
+            app.place(1).await
+        }
+    }))
+    .await;
+    let pool = app.service.state.db.pool();
+    let links: Vec<(String,)> = sqlx::query_as(
+        "SELECT link FROM feed_entries WHERE category = 'order-placed' ORDER BY position",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let in_feed: Vec<i64> = links
+        .iter()
+        .map(|(link,)| link.rsplit('/').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(in_feed.len(), 200);
+    assert!(
+        in_feed.windows(2).all(|w| w[0] < w[1]),
+        "ids in feed order: {in_feed:?}"
+    );
+    let mut placed = ids.clone();
+    placed.sort_unstable();
+    let mut seen = in_feed.clone();
+    seen.sort_unstable();
+    assert_eq!(placed, seen);
+    if crate::helpers::on_postgres() {
+        let (drawn,): (i64,) = sqlx::query_as("SELECT last_value FROM orders_id_seq")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert!(
+            drawn > *placed.last().unwrap(),
+            "the last batch drew ids ahead: sequence at {drawn}, last id {}",
+            placed.last().unwrap()
+        );
+    }
+}
+
 /// Cancelling bumps the version and publishes an event; cancelling again changes nothing.
 #[tokio::test]
 async fn cancelling_is_an_event_and_idempotent() {

@@ -38,7 +38,7 @@ pub use paging::{PageSize, Position};
 use readers::Readers;
 pub use readers::{LagSample, ReaderReport, FLUSH_EVERY, SILENT_AFTER};
 pub use render::{render, render_as, FeedIdentity, Page, PageLinks, HISTORY_NS};
-pub use store::{AppendQuery, Appended, NewEntry, StoredEntry, NOTIFY_CHANNEL};
+pub use store::{AppendQuery, Appended, NewEntry, StoredEntry, Writes, NOTIFY_CHANNEL};
 
 use crate::db::{Db, WriteTx};
 use crate::{Clock, Error};
@@ -311,40 +311,32 @@ impl Publisher {
         })
     }
 
-    /// Postgres: the SQL of a statement that writes `writes` (data-modifying common table
-    /// expressions `a AS (INSERT …), `, parameters `$1` to `$writes_params`) and appends
-    /// `entries` entries, for [`Publisher::append_alone`]; `None` when it would take more
-    /// parameters than Postgres allows (write those in a transaction with [`Publisher::append`]).
-    ///
-    /// The writes named in `first` (each with a `RETURNING` clause) are done before the append
-    /// takes its lock, so that concurrent statements overlap there; the others run after it.
-    pub fn append_alone_sql(
-        writes: &str,
-        writes_params: usize,
-        entries: usize,
-        first: &[&str],
-    ) -> Option<String> {
-        (writes_params + store::append_params(entries) <= crate::db::POSTGRES_MAX_PARAMS)
-            .then(|| store::append_statement(writes, writes_params, entries, first))
+    /// Postgres: the SQL of a statement that does `writes` and appends `entries` entries, for
+    /// [`Publisher::append_alone`]; `None` when it would take more parameters than Postgres
+    /// allows (write those in a transaction with [`Publisher::append`]).
+    pub fn append_alone_sql(writes: &Writes, entries: usize) -> Option<String> {
+        (writes.params + store::append_params(entries) <= crate::db::POSTGRES_MAX_PARAMS)
+            .then(|| store::append_statement(writes, entries))
     }
 
     /// Postgres: runs `query` (from [`Publisher::append_alone_sql`], its writes' parameters
     /// bound) on `conn` outside any transaction, so that it commits on its own (one statement is atomic):
-    /// one round trip for the writes, the append and the commit. Then advances the head.
+    /// one round trip for the writes, the append and the commit. Then advances the head, and
+    /// returns what the writes' [`Writes::returning`] gave.
     pub async fn append_alone<'q>(
         &self,
         conn: &mut sqlx::AnyConnection,
         query: AppendQuery<'q>,
         entries: &'q [NewEntry],
-    ) -> Result<(), Error> {
+    ) -> Result<Option<String>, Error> {
         if entries.is_empty() {
             return Err(Error::Invariant("append_alone is given entries to append"));
         }
         let now_us = self.inner.clock.now().timestamp_micros();
         let query = store::bind_append(query, now_us, entries.len(), entries);
-        let row = store::head_row(query.fetch_optional(conn).await?)?;
+        let (row, returned) = store::head_row(query.fetch_optional(conn).await?)?;
         self.advance(store::appended(row, entries.len()));
-        Ok(())
+        Ok(returned)
     }
 
     fn advance(&self, appended: Appended) {

@@ -134,27 +134,43 @@ async fn append_postgres(
     entries: &[NewEntry],
 ) -> Result<HeadRow, Error> {
     let first = &entries[..entries.len().min(APPEND_HEAD_ROWS)];
-    let sql = append_statement("", 0, first.len(), &[]);
+    let sql = append_statement(&Writes::default(), first.len());
     let query = bind_append(sqlx::query_as(&sql), now_us, entries.len(), first);
     let row = query.fetch_optional(&mut *conn).await?;
-    let (last_position, updated_us, prev_updated_us) = head_row(row)?;
+    let ((last_position, updated_us, prev_updated_us), _) = head_row(row)?;
     let rest = &entries[first.len()..];
     let before_rest = last_position - rest.len() as i64;
     insert_entries(conn, Backend::Postgres, before_rest, updated_us, rest).await?;
     Ok((last_position, updated_us, prev_updated_us))
 }
 
-/// The row an append statement returns: last position, the entries' time, the time before.
+/// What an append made of the head: last position, the entries' time, the time before.
 pub type HeadRow = (i64, i64, i64);
+
+/// The row an append statement returns: its [`HeadRow`], then what [`Writes::returning`] gave.
+pub type AppendRow = (i64, i64, i64, Option<String>);
 
 /// A Postgres statement that appends (see [`append_statement`]).
 pub type AppendQuery<'q> =
-    sqlx::query::QueryAs<'q, sqlx::Any, HeadRow, sqlx::any::AnyArguments<'q>>;
+    sqlx::query::QueryAs<'q, sqlx::Any, AppendRow, sqlx::any::AnyArguments<'q>>;
 
-/// Postgres: `WITH {writes}…` a statement that appends `rows` entries after the data-modifying
-/// common table expressions `writes` (`a AS (INSERT …), b AS (…), ` with parameters `$1` to
-/// `$writes_params`), whose own parameters follow. Bind the writes' parameters, then
-/// [`bind_append`]'s.
+/// What a statement of [`append_statement`] writes besides the feed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Writes<'a> {
+    /// Data-modifying common table expressions, `a AS (INSERT …), b AS (…), `.
+    pub ctes: &'a str,
+    /// How many parameters they take, `$1` to `$params`; the append's own follow.
+    pub params: usize,
+    /// The expressions (each with a `RETURNING` clause) written before the append takes its
+    /// lock, so that concurrent statements overlap there; the others run after it.
+    pub first: &'a [&'a str],
+    /// A text expression the statement also returns (`NULL` without one).
+    pub returning: Option<&'a str>,
+}
+
+/// Postgres: `WITH {writes.ctes}…` a statement that appends `rows` entries after the writes,
+/// whose parameters its own follow. Bind the writes' parameters, then [`bind_append`]'s. It
+/// returns an [`AppendRow`].
 ///
 /// The statement draws the positions from `feed_head` (taking its row lock until commit),
 /// inserts the entries and notifies the other publishers on the database. It also takes the
@@ -164,14 +180,15 @@ pub type AppendQuery<'q> =
 /// the positions it took without updating `feed_head` are covered by also counting from the
 /// last entry this statement sees. One it committed after this statement's snapshot collides on
 /// the primary key and fails the append (loudly; a retry sees it).
-pub fn append_statement(writes: &str, writes_params: usize, rows: usize, first: &[&str]) -> String {
-    let p = |n: usize| format!("${}", writes_params + n);
-    let first: String = first
+pub fn append_statement(writes: &Writes, rows: usize) -> String {
+    let p = |n: usize| format!("${}", writes.params + n);
+    let first: String = writes
+        .first
         .iter()
         .map(|cte| format!(" AND (SELECT COUNT(*) FROM {cte}) >= 0"))
         .collect();
     format!(
-        "WITH {writes}last AS ( \
+        "WITH {ctes}last AS ( \
              SELECT position, updated_us FROM feed_entries ORDER BY position DESC LIMIT 1 \
          ), head AS ( \
              UPDATE feed_head AS h SET \
@@ -189,13 +206,15 @@ pub fn append_statement(writes: &str, writes_params: usize, rows: usize, first: 
                  v.link, head.updated_us, v.details \
              FROM head, (VALUES {values}) AS v (k, entry_id, title, summary, category, link, details) \
          ) \
-         SELECT head.position, head.updated_us, head.prev_updated_us FROM head \
+         SELECT head.position, head.updated_us, head.prev_updated_us, {returning} FROM head \
          CROSS JOIN LATERAL (SELECT pg_notify({channel}, head.position::text)) AS notified",
+        ctes = writes.ctes,
+        returning = writes.returning.unwrap_or("NULL::text"),
         lock = p(1),
         n = p(2),
         now = p(3),
         channel = p(4),
-        values = crate::db::values_placeholders_from(Backend::Postgres, writes_params + 5, rows, 7)
+        values = crate::db::values_placeholders_from(Backend::Postgres, writes.params + 5, rows, 7)
     )
 }
 
@@ -228,10 +247,11 @@ pub fn bind_append<'q, Q: Binds<'q>>(
 }
 
 /// The row of an append statement, which it always returns (`feed_head` has its one row).
-pub fn head_row(row: Option<HeadRow>) -> Result<HeadRow, Error> {
-    row.ok_or(Error::Invariant(
+pub fn head_row(row: Option<AppendRow>) -> Result<(HeadRow, Option<String>), Error> {
+    let (position, updated_us, prev_updated_us, returned) = row.ok_or(Error::Invariant(
         "feed_head has its one row (migration 103)",
-    ))
+    ))?;
+    Ok(((position, updated_us, prev_updated_us), returned))
 }
 
 /// Inserts `entries` at the positions after `after`, all at time `updated_us`.
@@ -406,12 +426,13 @@ mod tests {
 
     #[test]
     fn an_append_statement_numbers_its_parameters_after_the_writes() {
-        let sql = append_statement(
-            "w AS (INSERT INTO t VALUES ($1, $2) RETURNING 1), ",
-            2,
-            2,
-            &["w"],
-        );
+        let writes = Writes {
+            ctes: "w AS (INSERT INTO t VALUES ($1, $2) RETURNING 1), ",
+            params: 2,
+            first: &["w"],
+            returning: Some("(SELECT 'x')"),
+        };
+        let sql = append_statement(&writes, 2);
         assert!(sql.starts_with("WITH w AS (INSERT INTO t VALUES ($1, $2) RETURNING 1), last AS"));
         assert!(sql.contains("pg_advisory_xact_lock($3)"));
         assert!(
@@ -419,6 +440,13 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("pg_notify($6, "));
+        assert!(
+            sql.contains("head.prev_updated_us, (SELECT 'x') FROM head"),
+            "{sql}"
+        );
+        assert!(
+            append_statement(&Writes::default(), 1).contains("prev_updated_us, NULL::text FROM")
+        );
         assert!(sql.contains("($7, $8, $9, $10, $11, $12, $13), ($14, "));
         assert!(sql.contains("$20)"));
         assert!(!sql.contains("$21"));
@@ -426,9 +454,14 @@ mod tests {
 
     #[test]
     fn an_append_alone_fits_postgres_parameter_limit_or_is_refused() {
-        assert!(super::super::Publisher::append_alone_sql("", 0, 256, &[]).is_some());
-        let writes = crate::db::POSTGRES_MAX_PARAMS - append_params(2);
-        assert!(super::super::Publisher::append_alone_sql("", writes, 2, &[]).is_some());
-        assert!(super::super::Publisher::append_alone_sql("", writes + 1, 2, &[]).is_none());
+        let sql = super::super::Publisher::append_alone_sql;
+        assert!(sql(&Writes::default(), 256).is_some());
+        let params = crate::db::POSTGRES_MAX_PARAMS - append_params(2);
+        let writes = |params| Writes {
+            params,
+            ..Writes::default()
+        };
+        assert!(sql(&writes(params), 2).is_some());
+        assert!(sql(&writes(params + 1), 2).is_none());
     }
 }
