@@ -7,7 +7,9 @@
 //! it is not the bottleneck; connections come from several loopback source addresses so that
 //! 20 000 of them fit in the ephemeral port range.
 //!
-//! Environment: `BENCH_URL` (the head, e.g. `http://127.0.0.1:8080/order/feed`), `BENCH_PID`
+//! Last, the floor: the same wake-up from a bare server that only writes a ready response.
+//!
+//! Environment: `BENCH_ENCODING` (an `Accept-Encoding` for every request), `BENCH_URL` (the head, e.g. `http://127.0.0.1:8080/order/feed`), `BENCH_PID`
 //! (the server's pid, for its memory), `BENCH_CONNECTIONS` (default 10 000).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -94,11 +96,15 @@ fn request(host: &str, path: &str, extra: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes()
 }
 
-async fn etag(server: SocketAddr, host: &str, path: &str) -> String {
+async fn etag(server: SocketAddr, host: &str, path: &str, extra: &str) -> String {
     let mut s = connect(server, 0).await;
-    s.write_all(&request(host, path, "Connection: close\r\n"))
-        .await
-        .expect("write");
+    s.write_all(&request(
+        host,
+        path,
+        &format!("{extra}Connection: close\r\n"),
+    ))
+    .await
+    .expect("write");
     let mut all = Vec::new();
     s.read_to_end(&mut all).await.expect("read");
     let text = String::from_utf8_lossy(&all);
@@ -163,7 +169,118 @@ async fn place_order(server: SocketAddr, host: &str) -> Instant {
     at
 }
 
+/// The floor on this machine: a server that does nothing but write one ready response to each
+/// of `n` waiting connections when told, read by this same client in the same way. The server
+/// is this program again in a process of its own ([`serve_floor`]). Returns the wake-ups from
+/// the moment it is told, sorted. What the order service's wake-up takes above this is its own.
+async fn floor(n: usize, response: &[u8]) -> Vec<Duration> {
+    use std::io::{BufRead, Write};
+    let file = std::env::temp_dir().join(format!("feedline-floor-{}", std::process::id()));
+    std::fs::write(&file, response).expect("write the response");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this program"))
+        .env("BENCH_FLOOR_SERVE", &file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the floor server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the floor server's address");
+    let server: SocketAddr = line.trim().parse().expect("an address");
+    let streams = open(server, n, Arc::new(Vec::new()), false).await;
+    // Every connection accepted and waiting before the word is given.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(1024);
+                read_response(&mut s, &mut buf).await
+            })
+        })
+        .collect();
+    let mut word = child.stdin.take().expect("stdin");
+    let told_at = Instant::now();
+    word.write_all(b"go\n").expect("tell the floor server");
+    let mut woken = Vec::with_capacity(n);
+    for r in readers {
+        let (status, at) = r.await.expect("reader");
+        assert_eq!(status, 200);
+        woken.push(at.saturating_duration_since(told_at));
+    }
+    drop(word);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&file);
+    woken.sort();
+    woken
+}
+
+/// The floor server (`BENCH_FLOOR_SERVE=<file of the response>`): prints its address, takes
+/// connections, and when a line arrives on stdin writes the response to each; on two threads,
+/// as many as the order service's workers.
+fn serve_floor(file: &str) {
+    let response = Arc::new(std::fs::read(file).expect("the response"));
+    let (go, told) = tokio::sync::watch::channel(false);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        let _ = go.send(true);
+        // Until the parent closes stdin.
+        let _ = std::io::stdin().read_line(&mut line);
+        std::process::exit(0);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .expect("bind");
+        // A deep queue: 10 000 connections arrive at once.
+        let listener = socket.listen(4096).expect("listen");
+        println!("{}", listener.local_addr().expect("address"));
+        loop {
+            // A connection its client gave up on before it was accepted fails alone.
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            let (mut told, response) = (told.clone(), response.clone());
+            tokio::spawn(async move {
+                if told.wait_for(|go| *go).await.is_ok() {
+                    let _ = s.write_all(&response).await;
+                }
+                // Held open until the client closes it.
+                let mut rest = [0u8; 64];
+                while matches!(s.read(&mut rest).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+}
+
+/// A whole response to a GET of `path`, as the server sent it.
+async fn whole_response(server: SocketAddr, host: &str, path: &str, extra: &str) -> Vec<u8> {
+    let mut s = connect(server, 0).await;
+    s.write_all(&request(
+        host,
+        path,
+        &format!("{extra}Connection: close\r\n"),
+    ))
+    .await
+    .expect("write");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).await.expect("read");
+    all
+}
+
 fn main() {
+    if let Ok(file) = std::env::var("BENCH_FLOOR_SERVE") {
+        return serve_floor(&file);
+    }
     let url = url::Url::parse(&env("BENCH_URL")).expect("BENCH_URL");
     let pid: u32 = env("BENCH_PID").parse().expect("BENCH_PID");
     let n: usize = std::env::var("BENCH_CONNECTIONS")
@@ -173,6 +290,10 @@ fn main() {
     let server = url.socket_addrs(|| None).expect("address")[0];
     let host = format!("{}:{}", server.ip(), server.port());
     let path = url.path().to_owned();
+    // BENCH_ENCODING (e.g. gzip): the Accept-Encoding every request sends, as consumers do.
+    let coding = std::env::var("BENCH_ENCODING")
+        .map(|e| format!("Accept-Encoding: {e}\r\n"))
+        .unwrap_or_default();
     // One thread: the server gets the other core, and one thread reading 10 000 replies is
     // far faster than the server writing them.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -183,7 +304,7 @@ fn main() {
         let base = settle(pid).await;
         println!("server RSS at start: {:.1} MB", base as f64 / 1024.0);
 
-        let idle = open(server, n, Arc::new(request(&host, &path, "")), true).await;
+        let idle = open(server, n, Arc::new(request(&host, &path, &coding)), true).await;
         let with_idle = settle(pid).await;
         println!(
             "{n} idle keep-alive connections, each after one 200: +{:.1} MB, {:.1} KB each",
@@ -199,11 +320,11 @@ fn main() {
             open_fds(pid)
         );
 
-        let tag = etag(server, &host, &path).await;
+        let tag = etag(server, &host, &path, &coding).await;
         let poll = request(
             &host,
             &path,
-            &format!("If-None-Match: {tag}\r\nPrefer: wait=30\r\n"),
+            &format!("{coding}If-None-Match: {tag}\r\nPrefer: wait=30\r\n"),
         );
         let before_polls = rss_kb(pid);
         let mut polls = open(server, n, Arc::new(poll), false).await;
@@ -261,6 +382,17 @@ fn main() {
             after as f64 / 1024.0,
             (after as f64 - base as f64) / 1024.0,
             open_fds(pid)
+        );
+
+        let response = whole_response(server, &host, &path, &coding).await;
+        let floor = floor(n, &response).await;
+        println!(
+            "floor: {n} ready responses of {} bytes written at one word by a bare tokio server, \
+             read by this client: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            response.len(),
+            percentile(&floor, 0.50).as_secs_f64() * 1e3,
+            percentile(&floor, 0.99).as_secs_f64() * 1e3,
+            percentile(&floor, 1.0).as_secs_f64() * 1e3,
         );
     });
 }
