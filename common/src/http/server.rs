@@ -291,6 +291,23 @@ fn asks_to_wait(headers: &HeaderMap) -> bool {
     })
 }
 
+/// Whether the client means to send more on this connection (RFC 9112 §9.3): one that asked
+/// to close it is closed once answered, never parked.
+fn keeps_alive<B>(request: &hyper::Request<B>) -> bool {
+    let mut tokens = request
+        .headers()
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    if request.version() == hyper::Version::HTTP_10 {
+        tokens.any(|t| t.eq_ignore_ascii_case("keep-alive"))
+    } else {
+        !tokens.any(|t| t.eq_ignore_ascii_case("close"))
+    }
+}
+
 fn is_complete_head(bytes: &[u8]) -> bool {
     let mut slots = [httparse::EMPTY_HEADER; 64];
     // Too many headers is complete enough: hyper answers it.
@@ -440,7 +457,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Handler {
     fn call(&self, request: hyper::Request<Incoming>) -> Responding {
         self.activity.started.fetch_add(1, Ordering::Relaxed);
         let finished = Finished(self.activity.clone());
-        if asks_to_wait(request.headers()) {
+        if asks_to_wait(request.headers()) && keeps_alive(&request) {
             self.activity.leave.store(true, Ordering::Relaxed);
         }
         let mut request = request.map(Body::new);
@@ -612,6 +629,7 @@ mod tests {
     async fn start(release: Arc<Notify>) -> Server {
         let router = Router::new()
             .route("/fast", get(|| async { "ok" }))
+            .route("/big", get(|| async { "x".repeat(BIG) }))
             .route(
                 "/held",
                 get({
@@ -728,6 +746,30 @@ mod tests {
         // A request that is not a long poll goes to hyper as before.
         stream.write_all(GET_FAST).await.unwrap();
         assert_eq!(response(&mut stream).await.1, "ok");
+    }
+
+    /// More than the sockets' buffers hold: its response is still being written when done.
+    const BIG: usize = 16 << 20;
+
+    #[tokio::test]
+    async fn a_request_to_wait_that_asks_to_close_is_closed_after_its_response() {
+        let server = start(Arc::default()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(
+                b"GET /big HTTP/1.1\r\nhost: test\r\nprefer: wait=1\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        // Not reading at first, so that the response has finished while hyper still writes it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut all = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut all))
+            .await
+            .expect("the server closes the connection (Connection: close), not parks it")
+            .unwrap();
+        assert!(all.len() > BIG, "{}", all.len());
+        assert_eq!(server.connections.parked(), 0);
     }
 
     #[tokio::test]
