@@ -191,7 +191,8 @@ impl Writer {
             };
             let entries: Vec<NewEntry> = batch.orders.iter().map(service::entry).collect();
             let Some(sql) = Publisher::append_alone_sql(&writes, entries.len()) else {
-                held.spare.give_back(batch.orders.iter().map(|o| o.id));
+                // The ids taken are dropped (a gap): the transaction draws its own, and these
+                // used later would commit below them.
                 return Ok(None);
             };
             let wanted = held.spare.wanted(n, now);
@@ -385,13 +386,6 @@ impl Spare {
         self.ids.drain(..n).collect()
     }
 
-    /// Ids taken but not used (a batch written another way), back in front.
-    fn give_back(&mut self, ids: impl DoubleEndedIterator<Item = i64>) {
-        for id in ids.rev() {
-            self.ids.push_front(id);
-        }
-    }
-
     /// How many ids a batch of `n` new orders written at `now` draws for the next: enough for
     /// one twice as big (batch sizes wander; a bigger one than drawn for takes a round trip).
     fn wanted(&self, n: usize, now: Instant) -> usize {
@@ -462,8 +456,7 @@ mod tests {
         assert_eq!(spare.take(3, later), vec![10, 11, 12]);
         // One is left: a batch of three draws five more.
         assert_eq!(spare.wanted(3, later), 5);
-        spare.give_back([10, 11, 12].into_iter());
-        assert_eq!(spare.take(9, later), vec![10, 11, 12, 13]);
+        assert_eq!(spare.take(9, later), vec![13]);
         assert_eq!(spare.wanted(MAX_BATCH, later), MAX_BATCH);
     }
 
