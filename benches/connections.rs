@@ -97,16 +97,7 @@ fn request(host: &str, path: &str, extra: &str) -> Vec<u8> {
 }
 
 async fn etag(server: SocketAddr, host: &str, path: &str, extra: &str) -> String {
-    let mut s = connect(server, 0).await;
-    s.write_all(&request(
-        host,
-        path,
-        &format!("{extra}Connection: close\r\n"),
-    ))
-    .await
-    .expect("write");
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).await.expect("read");
+    let all = whole_response(server, host, path, extra).await;
     let text = String::from_utf8_lossy(&all);
     text.lines()
         .find_map(|l| {
