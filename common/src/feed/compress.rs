@@ -21,8 +21,25 @@ pub fn encode(encoding: Encoding, body: &[u8]) -> Result<Vec<u8>, Error> {
             gz.write_all(body).map_err(Error::Compress)?;
             gz.finish().map_err(Error::Compress)
         }
-        Encoding::Zstd => zstd::bulk::compress(body, ZSTD_LEVEL).map_err(Error::Compress),
+        Encoding::Zstd => ZSTD.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let compressor = match slot.as_mut() {
+                Some(c) => c,
+                None => {
+                    slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(Error::Compress)?)
+                }
+            };
+            compressor.compress(body).map_err(Error::Compress)
+        }),
     }
+}
+
+thread_local! {
+    /// One zstd context per thread, reused: creating one allocates and zeroes about a megabyte
+    /// of tables, which cost more than compressing a 20-entry page (a catch-up profile had the
+    /// order service 5 % in `memset` and `ZSTD_createCCtx`).
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 #[cfg(test)]
@@ -43,6 +60,10 @@ mod tests {
         assert!(gz.len() < body.len() / 10);
         let zst = encode(Encoding::Zstd, &body).unwrap();
         assert_eq!(zstd::bulk::decompress(&zst, body.len()).unwrap(), body);
+        // The reused context starts each body afresh.
+        let other = "<entry>".repeat(500).into_bytes();
+        let zst = encode(Encoding::Zstd, &other).unwrap();
+        assert_eq!(zstd::bulk::decompress(&zst, other.len()).unwrap(), other);
         assert_eq!(encode(Encoding::Identity, &body).unwrap(), body);
     }
 }
