@@ -86,6 +86,7 @@ async fn an_empty_feed_is_valid_atom() {
     let feed = assert_valid_atom(&reply, "/order/feed");
     assert!(feed.entries().is_empty());
     assert_eq!(link(&feed, "prev-archive"), None);
+    assert_eq!(link(&feed, "first"), None, "no archive to start from");
     assert!(!is_archive(&reply));
     assert_eq!(reply.header("cache-control"), Some("no-cache"));
     assert_eq!(reply.header("last-modified"), None);
@@ -137,6 +138,11 @@ async fn a_feed_with_several_archives_is_linked_per_rfc_5005() {
         link(&head_feed, "prev-archive"),
         Some("/order/feed/archive/2")
     );
+    assert_eq!(
+        link(&head_feed, "first"),
+        Some("/order/feed/archive/1"),
+        "the head names the oldest archive, for a reader walking forward"
+    );
 
     let mut seen = Vec::new();
     for page in 1..=2 {
@@ -151,6 +157,7 @@ async fn a_feed_with_several_archives_is_linked_per_rfc_5005() {
         assert_eq!(feed.entries().len(), 5);
         assert_eq!(feed.id(), head_feed.id(), "pages of one feed share its id");
         assert_eq!(link(&feed, "current"), Some("/order/feed"));
+        assert_eq!(link(&feed, "first"), None, "archives stay as they were");
         let prev = (page > 1).then(|| format!("/order/feed/archive/{}", page - 1));
         assert_eq!(link(&feed, "prev-archive"), prev.as_deref());
         let next = format!("/order/feed/archive/{}", page + 1);

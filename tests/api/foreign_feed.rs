@@ -41,6 +41,25 @@ pub struct Dialect {
     pub inline_json_only: bool,
     /// Advertises an inline-details alternate of its head that answers 404.
     pub dead_inline_alternate: bool,
+    /// What the head's `first` link names, if it has one.
+    pub first: Option<FirstLink>,
+    /// Archive `n`'s `next-archive` skips archive `n + 1`: a chain that does not read forward.
+    pub skip_after: Option<usize>,
+}
+
+/// Where a head's `first` link points.
+#[derive(Clone, Copy, Debug)]
+pub enum FirstLink {
+    /// The oldest archive, as it should.
+    Oldest,
+    /// Archive `n`, which has older pages.
+    Archive(usize),
+    /// The oldest archive on another origin.
+    OtherOrigin,
+    /// A page that does not exist.
+    Missing,
+    /// The head itself (RFC 5005 paged feeds often do this).
+    Head,
 }
 
 /// One entry revision in the feed.
@@ -63,6 +82,8 @@ pub struct Publisher {
     pub detail_requests: usize,
     /// Orders whose inline content is written broken (not Base64, not JSON).
     pub broken_inline: Vec<i64>,
+    /// The archive pages requested, in order.
+    pub archive_requests: Vec<usize>,
 }
 
 pub type Shared = Arc<Mutex<Publisher>>;
@@ -78,6 +99,7 @@ impl Publisher {
             events: Vec::new(),
             detail_requests: 0,
             broken_inline: Vec::new(),
+            archive_requests: Vec::new(),
         }))
     }
 
@@ -147,7 +169,14 @@ impl Publisher {
                             "/feeds/orders".to_owned()
                         },
                     ),
-                    ("next-archive", self.archive_href(n + 1)),
+                    (
+                        "next-archive",
+                        self.archive_href(if d.skip_after == Some(n) {
+                            n + 2
+                        } else {
+                            n + 1
+                        }),
+                    ),
                 ];
                 if n > 1 {
                     links.push(("prev-archive", self.archive_href(n - 1)));
@@ -159,6 +188,19 @@ impl Publisher {
                 let mut links = Vec::new();
                 if full > 0 {
                     links.push(("prev-archive", self.archive_href(full)));
+                    if let Some(first) = d.first {
+                        let href = match first {
+                            FirstLink::Oldest => self.archive_href(1),
+                            FirstLink::Archive(n) => self.archive_href(n),
+                            FirstLink::OtherOrigin => {
+                                "http://elsewhere.test/feeds/archive/1".into()
+                            }
+                            FirstLink::Missing => self.archive_href(full + 50),
+                            FirstLink::Head if d.xml_base => "orders".into(),
+                            FirstLink::Head => "/feeds/orders".into(),
+                        };
+                        links.push(("first", href));
+                    }
                 }
                 (&self.events[full * self.page_size..], links)
             }
@@ -279,8 +321,9 @@ async fn archive(State(p): State<Shared>, Path(n): Path<usize>, headers: HeaderM
 }
 
 fn page_response(p: &Shared, page: Option<usize>, headers: &HeaderMap) -> Response {
-    let p = p.lock().unwrap();
+    let mut p = p.lock().unwrap();
     if let Some(n) = page {
+        p.archive_requests.push(n);
         if n == 0 || n > p.full_pages() {
             return StatusCode::NOT_FOUND.into_response();
         }
@@ -368,6 +411,7 @@ async fn each_dialect_of_another_publisher_is_read_correctly() {
         tag_ids: true,
         last_modified_only: true,
         offsets: true,
+        first: Some(FirstLink::Oldest),
         ..Dialect::default()
     };
     let dialects = [
@@ -380,6 +424,7 @@ async fn each_dialect_of_another_publisher_is_read_correctly() {
         one(|d| d.tag_ids = true),
         one(|d| d.last_modified_only = true),
         one(|d| d.offsets = true),
+        one(|d| d.first = Some(FirstLink::Oldest)),
         all,
     ];
     for dialect in dialects {
@@ -425,6 +470,60 @@ async fn each_dialect_of_another_publisher_is_read_correctly() {
             invoice_status(&invoicing, 14).await,
             "placed",
             "{dialect:?}"
+        );
+    }
+}
+
+/// A reader with nothing yet, on a head that names its oldest archive (`first`), reads the
+/// archives forward from there, each once, and then the head; every `first` that does not
+/// check out (an archive with older pages, another origin, a 404, the head itself, a chain
+/// whose `next-archive` skips a page) falls back to the walk back, and every order arrives
+/// either way.
+#[tokio::test]
+async fn a_new_reader_reads_forward_from_the_first_archive_and_falls_back_when_it_cannot() {
+    let cases = [
+        (Some(FirstLink::Oldest), None, vec![1, 2, 3, 4]),
+        (None, None, vec![4, 3, 2, 1]),
+        (Some(FirstLink::Archive(2)), None, vec![2, 4, 3, 2, 1]),
+        (Some(FirstLink::OtherOrigin), None, vec![4, 3, 2, 1]),
+        (Some(FirstLink::Missing), None, vec![54, 4, 3, 2, 1]),
+        (Some(FirstLink::Head), None, vec![4, 3, 2, 1]),
+        // Archives 1 and 2 are handled; archive 4 does not link back to 2, so the same poll
+        // walks back from the head to the checkpoint in 2.
+        (Some(FirstLink::Oldest), Some(2), vec![1, 2, 4, 4, 3, 2]),
+    ];
+    for (first, skip_after, requests) in cases {
+        let dialect = Dialect {
+            first,
+            skip_after,
+            ..Dialect::default()
+        };
+        let publisher = Publisher::new(dialect, 5);
+        for order in 1..=23 {
+            publisher.lock().unwrap().place(order);
+        }
+        let url = serve(publisher.clone()).await;
+        let invoicing = spawn_consumer(Kind::Invoicing, &url).await;
+
+        let first_poll = invoicing.poll().await;
+        let second_poll = invoicing.poll().await;
+
+        let case = format!("{dialect:?}");
+        assert_eq!(first_poll["status"], "ok", "{case}: {first_poll}");
+        assert_eq!(first_poll["handled"], 23, "{case}: {first_poll}");
+        assert_eq!(
+            second_poll["status"], "not-modified",
+            "{case}: {second_poll}"
+        );
+        let report = invoicing.report().await;
+        assert_eq!(report["parked"]["count"], 0, "{case}: {report}");
+        assert_eq!(report["lag"]["entries"], 0, "{case}: {report}");
+        assert_eq!(report["checkpoint"]["handledEntries"], 23, "{case}");
+        assert_eq!(invoicing.copies().await.len(), 23, "{case}");
+        assert_eq!(
+            publisher.lock().unwrap().archive_requests,
+            requests,
+            "{case}: the archive pages read, in order"
         );
     }
 }

@@ -238,6 +238,14 @@ async fn every_page_has_three_representations_with_the_same_entries() {
             prev.1.starts_with("/order/feed/inline/archive/"),
             "{prev:?}"
         );
+        // Only the head names the oldest archive (for a reader starting from nothing).
+        let is_head = atom == "/order/feed";
+        let first = i_links
+            .iter()
+            .find(|l| l.0 == "first")
+            .map(|l| l.1.as_str());
+        let expected = is_head.then_some("/order/feed/inline/archive/1");
+        assert_eq!(first, expected, "{inline}");
         // The JSON batch: the same links in `Link` (RFC 8288), its own validators.
         let link = e.header("link").unwrap();
         assert!(
@@ -246,6 +254,11 @@ async fn every_page_has_three_representations_with_the_same_entries() {
         );
         assert!(
             link.contains("</order/feed/events/archive/") && link.contains("rel=\"prev-archive\""),
+            "{link}"
+        );
+        assert_eq!(
+            link.contains("</order/feed/events/archive/1>; rel=\"first\""),
+            is_head,
             "{link}"
         );
         assert!(

@@ -13,6 +13,7 @@ mod backoff;
 pub mod client;
 pub mod copies;
 pub mod details;
+mod forward;
 mod lease;
 mod metrics;
 pub mod page;
@@ -33,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use url::Url;
 
-use pipeline::{Direction, Slot};
+use futures::StreamExt;
+use pipeline::Direction;
 
 pub use backoff::Backoff;
 pub use client::{ClientLimits, FeedClient, FetchError};
@@ -263,9 +265,13 @@ enum PollError {
     /// A page is not a feed document the consumer can accept (the parser's reason).
     #[error("{0}")]
     Refused(String),
-    /// Following `prev-archive` came back to a page already read.
-    #[error("prev-archive links loop at {0}")]
+    /// Following archive links came back to a page already read.
+    #[error("archive links loop at {0}")]
     ArchiveLoop(Url),
+    /// Reading forward from the oldest archive met a page that does not continue the chain
+    /// (the walk back is used instead).
+    #[error("{0}")]
+    ForwardBroken(String),
     /// A server answered `304` to a request that had no validators.
     #[error("{0}: 304 to an unconditional request")]
     UnaskedNotModified(Url),
@@ -287,6 +293,7 @@ impl PollError {
             PollError::Fetch(FetchError::Permanent(_)) => "permanent",
             PollError::Refused(_)
             | PollError::ArchiveLoop(_)
+            | PollError::ForwardBroken(_)
             | PollError::UnaskedNotModified(_) => "feed",
             PollError::Db(_) => "database",
             PollError::Fenced(_) => "fenced",
@@ -564,9 +571,12 @@ impl<P: Projection> Consumer<P> {
             reason: e.to_string(),
         };
         let page = self.fetch_page(url).await.map_err(failed)?;
-        self.handle(vec![Slot::Parsed(Box::new(page))], Direction::Replay)
+        let pages = futures::stream::iter([Ok(page)]).boxed();
+        let mut handled = 0;
+        self.handle(pages, Direction::Replay, &mut handled)
             .await
-            .map_err(failed)
+            .map_err(failed)?;
+        Ok(handled)
     }
 
     /// Fetches a parked entry's details once more and applies them if they now pass.

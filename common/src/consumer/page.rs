@@ -62,6 +62,9 @@ pub struct FeedPage {
     /// The feed-level `atom:id`: which feed this page belongs to.
     pub feed_id: String,
     pub entries: Vec<FeedEntry>,
+    /// RFC 5005 §3 `first`: on a subscription document, where a reader with nothing yet may
+    /// start reading forward (trusted only as far as [`super::forward`] checks it).
+    pub first: Option<Url>,
     pub prev_archive: Option<Url>,
     pub next_archive: Option<Url>,
     pub current: Option<Url>,
@@ -193,6 +196,7 @@ impl<'a> Reader<'a> {
                 url: url.clone(),
                 feed_id: String::new(),
                 entries: Vec::new(),
+                first: None,
                 prev_archive: None,
                 next_archive: None,
                 current: None,
@@ -439,6 +443,7 @@ impl<'a> Reader<'a> {
             return;
         };
         let slot = match relation(attrs.get("rel")).as_ref() {
+            "first" => &mut self.page.first,
             "prev-archive" => &mut self.page.prev_archive,
             "next-archive" => &mut self.page.next_archive,
             "current" => &mut self.page.current,

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use futures::StreamExt;
+use futures::stream::{self, BoxStream, StreamExt};
 use url::Url;
 
 use super::{
@@ -19,6 +19,9 @@ pub(super) enum Slot {
     Parsed(Box<FeedPage>),
     Dropped(Url, usize),
 }
+
+/// Pages to handle, oldest first, each as it is fetched.
+pub(super) type Pages = BoxStream<'static, Result<FeedPage, PollError>>;
 
 /// Whether entries are handled as new (after the checkpoint) or replayed (older pages again).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +185,29 @@ impl<P: Projection> Consumer<P> {
             .entry_id
             .as_deref()
             .map(|id| (id, checkpoint.entry_updated_us));
+        let head_page = match anchor {
+            // Nothing handled yet: read forward from the oldest archive when the head names
+            // one that checks out, each page once.
+            None => match self.first_archive(&head_page).await? {
+                Some(first) => {
+                    tracing::info!(first = %first.url, "reading the feed forward from its oldest archive");
+                    lock(&self.inner.status).pending = 0;
+                    let pages = self.walk_forward(first, head_page.clone());
+                    let forward = Direction::Forward(feed_id.clone());
+                    match self.handle(pages, forward, handled).await {
+                        Ok(()) => return Ok(()),
+                        Err(PollError::ForwardBroken(reason)) => {
+                            // What was handled is consistent; the walk back finds the rest.
+                            tracing::warn!(%reason, "the archives do not read forward; walking back instead");
+                            return Box::pin(self.poll_page(head_page, handled)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => head_page,
+            },
+            Some(_) => head_page,
+        };
         let walk = self.walk_back(head_page, anchor).await?;
         if let (Some((id, updated_us)), false) = (anchor, walk.found) {
             if !walk.superseded {
@@ -229,8 +255,8 @@ impl<P: Projection> Consumer<P> {
             status.pending = pending as u64;
             status.sample_lag();
         }
-        *handled += self.handle(slots, Direction::Forward(feed_id)).await?;
-        Ok(())
+        self.handle(self.slot_pages(slots), Direction::Forward(feed_id), handled)
+            .await
     }
 
     /// Walks `prev-archive` links from the head until a page holds the `checkpoint` revision
@@ -318,38 +344,43 @@ impl<P: Projection> Consumer<P> {
         page::parse(&fetched.url, &fetched.body).map_err(PollError::Refused)
     }
 
-    /// Handles the entries of `pages` (oldest first) as one pipeline: a separate task fetches
-    /// dropped pages again and details a few at a time, so fetching goes on while a batch is
+    /// The pages of a walk back, oldest first: pages dropped during the walk are fetched
+    /// again a few at a time (they are archives: immutable), in order.
+    pub(super) fn slot_pages(&self, slots: Vec<Slot>) -> Pages {
+        let this = self.clone();
+        stream::iter(slots)
+            .map(move |slot| {
+                let this = this.clone();
+                async move {
+                    match slot {
+                        Slot::Parsed(page) => Ok(*page),
+                        Slot::Dropped(url, _) => this.fetch_page(&url).await,
+                    }
+                }
+            })
+            .buffered(PAGE_CONCURRENCY)
+            .boxed()
+    }
+
+    /// Handles the entries of `pages` (oldest first) as one pipeline: a separate task reads
+    /// the pages and fetches details a few at a time, so fetching goes on while a batch is
     /// being written; batches of whatever is ready are applied strictly in feed order, one
-    /// transaction per batch.
+    /// transaction per batch. An error ends the handling once the entries before it are.
+    /// Adds the entries handled to `handled` as they are.
     pub(super) async fn handle(
         &self,
-        pages: Vec<Slot>,
+        pages: Pages,
         direction: Direction,
-    ) -> Result<u64, PollError> {
+        handled: &mut u64,
+    ) -> Result<(), PollError> {
         let concurrency = self.inner.settings.concurrency.max(1);
         let (ready, mut fetched) = tokio::sync::mpsc::channel(MAX_BATCH);
         let this = self.clone();
         let _fetcher = AbortOnDrop(tokio::spawn(async move {
-            // Pages dropped during the walk back are fetched again a few at a time (they are
-            // archives: immutable), in order.
-            let entries = futures::stream::iter(pages)
-                .map(|slot| {
-                    let this = this.clone();
-                    async move {
-                        match slot {
-                            Slot::Parsed(page) => Ok(*page),
-                            Slot::Dropped(url, _) => this.fetch_page(&url).await,
-                        }
-                    }
-                })
-                .buffered(PAGE_CONCURRENCY)
-                .flat_map(|page| match page {
-                    Ok(page) => {
-                        futures::stream::iter(page.entries.into_iter().map(Ok).collect::<Vec<_>>())
-                    }
-                    Err(e) => futures::stream::iter(vec![Err(e)]),
-                });
+            let entries = pages.flat_map(|page| match page {
+                Ok(page) => stream::iter(page.entries.into_iter().map(Ok).collect::<Vec<_>>()),
+                Err(e) => stream::iter(vec![Err(e)]),
+            });
             let fetches = entries
                 .map(|entry| {
                     let this = this.clone();
@@ -368,12 +399,18 @@ impl<P: Projection> Consumer<P> {
                 }
             }
         }));
-        let mut handled = 0;
+        let mut failed = None;
         while let Some(first) = fetched.recv().await {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             let mut next = Some(first);
             while let Some(item) = next {
-                batch.push(item?);
+                match item {
+                    Ok(item) => batch.push(item),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
                 next = if batch.len() < MAX_BATCH {
                     fetched.try_recv().ok()
                 } else {
@@ -383,6 +420,9 @@ impl<P: Projection> Consumer<P> {
             if self.inner.shutdown.is_cancelled() {
                 return Err(PollError::Cancelled);
             }
+            if batch.is_empty() {
+                break;
+            }
             let started = std::time::Instant::now();
             self.apply_with_retry(&batch, &direction).await?;
             if let (Direction::Forward(_), Some((entry, _))) = (&direction, batch.last()) {
@@ -390,10 +430,16 @@ impl<P: Projection> Consumer<P> {
                 self.inner.client.set_checkpoint(&entry.id);
             }
             tracing::debug!(entries = batch.len(), took = ?started.elapsed(), "batch applied");
-            handled += batch.len() as u64;
+            *handled += batch.len() as u64;
             self.subtract_pending(batch.len() as u64);
+            if failed.is_some() {
+                break;
+            }
         }
-        Ok(handled)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Fetches and checks the details of `entry`, retrying transient failures until they pass
@@ -600,10 +646,10 @@ impl<P: Projection> Consumer<P> {
     }
 }
 
-/// Stops the background fetcher when a poll ends early.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Stops a background task (fetching pages or details) when a poll ends early.
+pub(super) struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

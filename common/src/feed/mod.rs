@@ -719,6 +719,9 @@ impl Publisher {
         let full = size.full_pages(position);
         let links = PageLinks {
             self_href: self.href(representation, None),
+            // A reader with nothing yet reads the archives oldest first from here, each once,
+            // instead of walking back through all of them before it can start.
+            first: (full > 0).then(|| self.href(representation, Some(1))),
             prev_archive: (full > 0).then(|| self.href(representation, Some(full))),
             alternates: self.alternates(representation, None),
             ..PageLinks::default()
@@ -837,6 +840,7 @@ impl Publisher {
         }
         let links = PageLinks {
             self_href: self.href(representation, Some(page)),
+            first: None,
             prev_archive: (page > 1).then(|| self.href(representation, Some(page - 1))),
             // Always present, so the page is complete the moment it fills.
             next_archive: Some(self.href(representation, Some(page + 1))),

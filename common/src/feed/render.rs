@@ -34,6 +34,8 @@ pub struct FeedIdentity {
 #[derive(Debug, Clone, Default)]
 pub struct PageLinks {
     pub self_href: String,
+    /// The oldest archive page, so a reader starting from nothing can walk forward.
+    pub first: Option<String>,
     pub prev_archive: Option<String>,
     pub next_archive: Option<String>,
     /// RFC 5005 §4: archive documents point at the subscription document.
@@ -102,6 +104,7 @@ fn render_atom(
     let mut feed_links = vec![link("self", &links.self_href, own)];
     for (rel, href) in [
         ("current", &links.current),
+        ("first", &links.first),
         ("prev-archive", &links.prev_archive),
         ("next-archive", &links.next_archive),
     ] {
@@ -248,6 +251,7 @@ fn link_header(links: &PageLinks) -> String {
     )];
     for (rel, href) in [
         ("current", &links.current),
+        ("first", &links.first),
         ("prev-archive", &links.prev_archive),
         ("next-archive", &links.next_archive),
     ] {

@@ -8,6 +8,7 @@ const PAGE: &str = r#"<?xml version="1.0"?>
 <feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x</id><title>t</title>
 <updated>2026-01-01T00:00:02Z</updated>
 <link rel="prev-archive" href="/order/feed/archive/3"/>
+<link rel="first" href="archive/1"/>
 <entry><id>urn:e:2</id><title>2</title><updated>2026-01-01T00:00:02Z</updated>
 <category term="order-placed"/><link rel="alternate" type="application/json" href="/order/orders/2"/></entry>
 <entry><id>urn:e:1</id><title>1</title><updated>2026-01-01T00:00:01Z</updated>
@@ -31,6 +32,11 @@ fn a_page_is_read_oldest_first_with_links_resolved() {
     assert_eq!(
         page.prev_archive.as_ref().unwrap().as_str(),
         "http://feeds.test/order/feed/archive/3"
+    );
+    assert_eq!(
+        page.first.as_ref().unwrap().as_str(),
+        "http://feeds.test/order/archive/1",
+        "resolved against the page's URL"
     );
     assert_eq!(
         page.position_of("urn:e:2", page.entries[1].updated_us),
