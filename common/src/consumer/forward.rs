@@ -8,16 +8,58 @@
 //! archive of the same feed whose `prev-archive` is the page before, up to the head's own
 //! `prev-archive`. So the pages handled are exactly those a walk back would have found.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use futures::stream::{self, StreamExt};
 use tokio::sync::mpsc;
+use url::Url;
 
 use super::pipeline::{AbortOnDrop, Pages};
 use super::{lock, Consumer, FeedPage, FetchError, PollError, Projection};
 
 /// Pages read ahead of the ones being handled.
 const PAGES_AHEAD: usize = 8;
+
+/// Pages fetched at once on a guess of their URL.
+const GUESSES: usize = 3;
+
+/// Fetches of the pages expected next, oldest first.
+#[derive(Default)]
+struct Ahead {
+    guesses: VecDeque<(Url, Guess)>,
+}
+
+type Guess = AbortOnDrop<Result<FeedPage, PollError>>;
+
+impl Ahead {
+    /// The guessed fetch of `url` when it is the next one guessed; a wrong guess (the links
+    /// went another way) drops them all.
+    fn take(&mut self, url: &Url) -> Option<Guess> {
+        match self.guesses.front() {
+            Some((guess, _)) if guess == url => self.guesses.pop_front().map(|(_, fetch)| fetch),
+            _ => {
+                self.guesses.clear();
+                None
+            }
+        }
+    }
+}
+
+/// The URL after `url` if archive pages are numbered: its last run of digits plus one
+/// (`/feed/archive/41` → `/feed/archive/42`, `?page=9` → `?page=10`).
+fn successor(url: &Url) -> Option<Url> {
+    let text = url.as_str();
+    let end = text.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let start = text[..end]
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    let n: u64 = text[start..end].parse().ok()?;
+    let next = format!("{}{}{}", &text[..start], n.checked_add(1)?, &text[end..]);
+    // Never a port or a host counted up: only pages on the same origin are guessed.
+    Url::parse(&next)
+        .ok()
+        .filter(|n| n.origin() == url.origin())
+}
 
 impl<P: Projection> Consumer<P> {
     /// The oldest archive of the feed whose subscription document is `head`, when `head`
@@ -95,6 +137,7 @@ impl<P: Projection> Consumer<P> {
             .ok_or(crate::Error::Invariant("a forward walk ends at an archive"))?;
         let mut followed = head.first.clone().unwrap_or_else(|| first.url.clone());
         let mut visited = HashSet::from([followed.clone(), first.url.clone()]);
+        let mut ahead = Ahead::default();
         let mut page = first;
         loop {
             let reached = followed == last || page.url == last;
@@ -113,7 +156,20 @@ impl<P: Projection> Consumer<P> {
             if !visited.insert(next.clone()) {
                 return Err(PollError::ArchiveLoop(next));
             }
-            let fetched = self.fetch_page(&next).await?;
+            // Guessing ahead pays only while the links count up as guessed.
+            let counting = successor(&link).is_some_and(|guess| guess == next);
+            let guessed = ahead.take(&next);
+            if counting && next != last {
+                self.guess_ahead(&mut ahead, &next, &last);
+            }
+            let fetched = match guessed {
+                Some(mut fetch) => match (&mut fetch.0).await {
+                    Ok(Ok(page)) => page,
+                    // A guess that failed proves nothing: fetched again, with retries.
+                    _ => self.fetch_page(&next).await?,
+                },
+                None => self.fetch_page(&next).await?,
+            };
             let broken = if fetched.feed_id != head.feed_id {
                 Some("is another feed")
             } else if !fetched.archive {
@@ -140,9 +196,53 @@ impl<P: Projection> Consumer<P> {
         Ok(())
     }
 
+    /// Starts fetching the pages expected after `from`, up to `last`, so that several are on
+    /// the wire while one is parsed and handled. A guess is only ever used for the URL it was
+    /// made for, and checked like any page.
+    fn guess_ahead(&self, ahead: &mut Ahead, from: &Url, last: &Url) {
+        let mut tail = ahead
+            .guesses
+            .back()
+            .map_or(from.clone(), |(url, _)| url.clone());
+        while ahead.guesses.len() < GUESSES && tail != *last {
+            let Some(guess) = successor(&tail) else {
+                return;
+            };
+            let this = self.clone();
+            let url = guess.clone();
+            let fetch = tokio::spawn(async move { this.fetch_page_once(&url).await });
+            ahead.guesses.push_back((guess.clone(), AbortOnDrop(fetch)));
+            tail = guess;
+        }
+    }
+
     fn add_pending(&self, n: usize) {
         let mut status = lock(&self.inner.status);
         status.pending += n as u64;
         status.sample_lag();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_successor_counts_up_the_last_number() {
+        let next = |u: &str| successor(&Url::parse(u).unwrap()).map(|u| u.to_string());
+        assert_eq!(
+            next("http://h.test/order/feed/archive/41").as_deref(),
+            Some("http://h.test/order/feed/archive/42")
+        );
+        assert_eq!(
+            next("http://h.test/feeds/orders?page=9").as_deref(),
+            Some("http://h.test/feeds/orders?page=10")
+        );
+        assert_eq!(
+            next("http://h.test:8080/v2/archive/7/").as_deref(),
+            Some("http://h.test:8080/v2/archive/8/")
+        );
+        assert_eq!(next("http://h.test/feed/archive").as_deref(), None);
+        assert_eq!(next("http://h.test:8080/feed/archive").as_deref(), None);
     }
 }

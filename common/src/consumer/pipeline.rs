@@ -362,6 +362,22 @@ impl<P: Projection> Consumer<P> {
             .boxed()
     }
 
+    /// Fetches and parses a page once, without retrying: for pages fetched on a guess.
+    pub(super) async fn fetch_page_once(&self, url: &Url) -> Result<FeedPage, PollError> {
+        let fetched = match self
+            .inner
+            .client
+            .page(url, &client::Validators::default())
+            .await?
+        {
+            client::Conditional::Modified(f) => f,
+            client::Conditional::NotModified => {
+                return Err(PollError::UnaskedNotModified(url.clone()))
+            }
+        };
+        page::parse(&fetched.url, &fetched.body).map_err(PollError::Refused)
+    }
+
     /// Handles the entries of `pages` (oldest first) as one pipeline: a separate task reads
     /// the pages and fetches details a few at a time, so fetching goes on while a batch is
     /// being written; batches of whatever is ready are applied strictly in feed order, one
