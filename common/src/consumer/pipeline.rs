@@ -51,7 +51,7 @@ const MAX_PARSED_PAGES: usize = 256;
 const PAGE_CONCURRENCY: usize = 4;
 
 /// Most entries applied in one transaction (whatever is fetched and ready, up to this).
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 1024;
 
 impl<P: Projection> Consumer<P> {
     /// Returns whether the feed had changed.
