@@ -121,11 +121,8 @@ impl Services {
     }
 
     async fn close(&self) {
-        for db in [
-            &self.order.state.db,
-            &self.invoicing.state.db,
-            &self.shipping.state.db,
-        ] {
+        self.order.close().await;
+        for db in [&self.invoicing.state.db, &self.shipping.state.db] {
             db.close().await;
         }
     }

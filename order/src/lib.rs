@@ -181,6 +181,13 @@ impl OrderService {
         })
     }
 
+    /// After shutdown was signalled: lets the readers' last write finish, then closes the
+    /// database.
+    pub async fn close(&self) {
+        self.state.feed.readers_written().await;
+        self.state.db.close().await;
+    }
+
     /// The gauges of the connections it is served on (`/order/metrics`).
     pub fn connections(&self) -> common::http::Connections {
         self.http_metrics.connections()
@@ -215,6 +222,6 @@ pub async fn run(
     let router = service.app(service.router());
     tracing::info!(addr = %listener.local_addr()?, "order service listening");
     common::http::serve(listener, router, shutdown).await?;
-    service.state.db.close().await;
+    service.close().await;
     Ok(())
 }

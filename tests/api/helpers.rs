@@ -352,7 +352,7 @@ impl OrderApp {
     pub async fn stop(self) -> TestDb {
         self.shutdown.cancel();
         self.server.await.expect("server stops");
-        self.service.state.db.close().await;
+        self.service.close().await;
         self.db
     }
 }

@@ -112,6 +112,23 @@ async fn readers_survive_a_restart_of_the_order_service() {
     assert_eq!(shipping["behind"], 1);
 }
 
+/// A reader seen since the last periodic write is written when the order service shuts down,
+/// before its database closes: nothing it learned is lost to a restart.
+#[tokio::test]
+async fn readers_seen_since_the_last_write_are_written_on_shutdown() {
+    let app = spawn_order(OrderOptions::default()).await;
+    app.place(1).await;
+    let checkpoint = app.entry_id(1, 1).await;
+    poll_as(&app, "audit", &checkpoint).await;
+
+    let db = app.stop().await;
+    let restarted = spawn_order_on(db, OrderOptions::default()).await;
+
+    let report = readers(&restarted).await;
+    let audit = reader(&report, "audit").expect("written on shutdown");
+    assert_eq!(audit["position"], 1);
+}
+
 /// Malformed names and checkpoints are ignored; a forged checkpoint changes only the row of
 /// the name it was sent under; and a reader's headers never cost a `304` a database read.
 #[tokio::test]

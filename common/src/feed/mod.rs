@@ -247,6 +247,9 @@ struct Inner {
     readers: Readers,
     /// Readers with metric series, to remove the series of those that expire.
     reader_series: Mutex<std::collections::HashSet<String>>,
+    /// The task writing the readers, awaited before the database closes so that its last
+    /// flush (on shutdown) is not cut off.
+    reader_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The subscription document at one position: rendered once, by whichever request comes first.
@@ -293,6 +296,7 @@ impl Publisher {
                 archives: Mutex::new(lru::LruCache::new(cache_size)),
                 readers: Readers::new(clock_for_readers, reader_expiry),
                 reader_series: Mutex::default(),
+                reader_task: Mutex::default(),
             }),
         })
     }
@@ -404,7 +408,7 @@ impl Publisher {
     pub async fn track_readers(&self, shutdown: CancellationToken) -> Result<(), Error> {
         self.inner.readers.load(&self.inner.db).await?;
         let this = self.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 let stop = tokio::select! {
                     _ = shutdown.cancelled() => true,
@@ -421,7 +425,19 @@ impl Publisher {
                 }
             }
         });
+        *lock(&self.inner.reader_task) = Some(task);
         Ok(())
+    }
+
+    /// Waits for the readers' last write after shutdown was signalled; call it before the
+    /// database closes.
+    pub async fn readers_written(&self) {
+        let task = lock(&self.inner.reader_task).take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "the readers' writer failed");
+            }
+        }
     }
 
     /// Resolves checkpoints, writes changed readers, forgets the long silent, samples lag,
