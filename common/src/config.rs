@@ -51,7 +51,11 @@ pub struct ConsumerArgs {
     #[arg(long, env = "LEASE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub lease_ttl: Duration,
     /// Details documents fetched at once while catching up (applied in feed order anyway).
-    #[arg(long, env = "FETCH_CONCURRENCY", default_value_t = 8,
+    /// 16: a catch-up by link measured 7.8 k entries/s at 8, 9.5 k at 16, 10.6–10.9 k at 24
+    /// and 11.4–12.0 k at 32, while each fetch in flight adds up to ~0.8 MB at peak (51 MB at
+    /// 16, 57–63 MB at 24, 64 MB at 32) against a 64 MB target under load (BENCHMARKS.md,
+    /// 2026-12-03).
+    #[arg(long, env = "FETCH_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub fetch_concurrency: u16,
     /// Handled entries remembered one by one (the newest); older ones are remembered by a
@@ -101,7 +105,7 @@ impl ConsumerArgs {
             http_connect_timeout: Duration::from_secs(1),
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
-            fetch_concurrency: 8,
+            fetch_concurrency: 16,
             lease_ttl: Duration::from_secs(5),
             keep_handled: 10_000,
             details: crate::consumer::DetailsMode::Inline,
