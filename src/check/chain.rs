@@ -106,7 +106,28 @@ pub async fn walk(probe: &Probe, head: Page, max_pages: usize) -> Chain {
         }
         chain.pages.push(page);
     }
+    if !chain.truncated {
+        first_is_oldest(&mut chain);
+    }
     chain
+}
+
+/// RFC 5005 §3 `first` on the head names where reading forward starts: the oldest archive
+/// (the last page the walk reached), or the head itself as paged feeds do. A reader with
+/// nothing yet that trusted another page would start in the middle.
+fn first_is_oldest(chain: &mut Chain) {
+    let Some(head) = chain.head().parsed.as_ref().ok() else {
+        return;
+    };
+    let (Some(first), Some(oldest)) = (&head.first, chain.pages.last()) else {
+        return;
+    };
+    if first != oldest.url() && first != chain.head().url() {
+        chain.problems.push(format!(
+            "the head's first link {first} is not its oldest archive {}",
+            oldest.url()
+        ));
+    }
 }
 
 /// RFC 5005 §4: `next-archive` names the archive after this one (the page we came from, or

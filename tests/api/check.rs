@@ -208,6 +208,24 @@ async fn an_archive_of_another_feed_is_caught_by_archive_chain_only() {
     );
 }
 
+/// A head whose `first` names another page than its oldest archive would start a new reader
+/// in the middle of the feed.
+#[tokio::test]
+async fn a_first_link_that_is_not_the_oldest_archive_is_caught_by_archive_chain_only() {
+    let report = check_lab(Flaw::FirstNotOldest).await;
+    assert_eq!(
+        report.with_status(Status::Fail),
+        vec!["archive-chain"],
+        "{}",
+        report.table()
+    );
+    let finding = report.get("archive-chain").unwrap();
+    assert!(
+        finding.observed.contains("first link") && finding.observed.contains("/feed/archive/2"),
+        "{finding:?}"
+    );
+}
+
 /// Documents other tools wrote (python-feedgen, ElementTree with an `atom:` prefix and
 /// `xml:base`), served as static files: the document checks pass, links resolve; what a bare
 /// file server lacks is reported, and nothing else.

@@ -27,6 +27,8 @@ pub enum Flaw {
     Backdated,
     /// The first archive page carries another feed's `atom:id`.
     ForeignArchive,
+    /// The head's `first` link names the newest archive, not the oldest.
+    FirstNotOldest,
 }
 
 const PAGE: usize = 3;
@@ -81,6 +83,14 @@ impl Lab {
                 vec![
                     ("self", "/feed".to_owned()),
                     ("prev-archive", format!("/feed/archive/{ARCHIVES}")),
+                    (
+                        "first",
+                        if self.flaw == Flaw::FirstNotOldest {
+                            format!("/feed/archive/{ARCHIVES}")
+                        } else {
+                            "/feed/archive/1".to_owned()
+                        },
+                    ),
                 ],
                 self.newest_us(),
             ),
