@@ -84,6 +84,8 @@ pub struct Publisher {
     pub broken_inline: Vec<i64>,
     /// The archive pages requested, in order.
     pub archive_requests: Vec<usize>,
+    /// An archive page answered only once the semaphore has a permit.
+    pub gate: Option<(usize, Arc<tokio::sync::Semaphore>)>,
 }
 
 pub type Shared = Arc<Mutex<Publisher>>;
@@ -100,6 +102,7 @@ impl Publisher {
             detail_requests: 0,
             broken_inline: Vec::new(),
             archive_requests: Vec::new(),
+            gate: None,
         }))
     }
 
@@ -317,6 +320,12 @@ async fn head_or_page(
 }
 
 async fn archive(State(p): State<Shared>, Path(n): Path<usize>, headers: HeaderMap) -> Response {
+    let gate = p.lock().unwrap().gate.clone();
+    if let Some((page, semaphore)) = gate {
+        if page == n {
+            let _permit = semaphore.acquire().await.unwrap();
+        }
+    }
     page_response(&p, Some(n), &headers)
 }
 
@@ -557,6 +566,58 @@ async fn a_new_reader_reads_forward_from_the_first_archive_and_falls_back_when_i
             "{case}: archive pages read {read:?}, expected {requests:?}"
         );
     }
+}
+
+/// Reading forward, the pages not read yet count as behind: with archive 3 of 4 held back,
+/// the report and the metrics say 13 entries behind (two pages of five and the head's three),
+/// not the 0 pending of the pages read so far; once it is answered, everything arrives.
+#[tokio::test]
+async fn reading_forward_counts_the_pages_not_read_yet_as_behind() {
+    let dialect = Dialect {
+        first: Some(FirstLink::Oldest),
+        ..Dialect::default()
+    };
+    let publisher = Publisher::new(dialect, 5);
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    {
+        let mut p = publisher.lock().unwrap();
+        for order in 1..=23 {
+            p.place(order);
+        }
+        p.gate = Some((3, gate.clone()));
+    }
+    let url = serve(publisher.clone()).await;
+    let invoicing = spawn_consumer(Kind::Invoicing, &url).await;
+    let poll_url = format!("http://{}/invoicing/poll", invoicing.addr);
+    let poll = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(poll_url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    let mut report = invoicing.report().await;
+    for _ in 0..500 {
+        if report["checkpoint"]["handledEntries"] == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        report = invoicing.report().await;
+    }
+    assert_eq!(report["checkpoint"]["handledEntries"], 10, "{report}");
+
+    assert_eq!(report["lag"]["entries"], 13, "{report}");
+    let metrics = invoicing.get("/invoicing/metrics").await.text();
+    assert!(metrics.contains("consumer_lag_entries 13"), "{metrics}");
+
+    gate.add_permits(100);
+    let done = poll.await.unwrap();
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(done["handled"], 23, "{done}");
+    assert_eq!(invoicing.report().await["lag"]["entries"], 0);
 }
 
 /// The archive pages a reader requested.

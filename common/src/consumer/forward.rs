@@ -45,20 +45,36 @@ impl Ahead {
     }
 }
 
-/// The URL after `url` if archive pages are numbered: its last run of digits plus one
-/// (`/feed/archive/41` → `/feed/archive/42`, `?page=9` → `?page=10`).
-fn successor(url: &Url) -> Option<Url> {
+/// `url` split around its last run of digits: (before, number, after).
+fn numbered(url: &Url) -> Option<(&str, u64, &str)> {
     let text = url.as_str();
     let end = text.rfind(|c: char| c.is_ascii_digit())? + 1;
     let start = text[..end]
         .rfind(|c: char| !c.is_ascii_digit())
         .map_or(0, |i| i + 1);
-    let n: u64 = text[start..end].parse().ok()?;
-    let next = format!("{}{}{}", &text[..start], n.checked_add(1)?, &text[end..]);
+    let n = text[start..end].parse().ok()?;
+    Some((&text[..start], n, &text[end..]))
+}
+
+/// The URL after `url` if archive pages are numbered: its last run of digits plus one
+/// (`/feed/archive/41` → `/feed/archive/42`, `?page=9` → `?page=10`).
+fn successor(url: &Url) -> Option<Url> {
+    let (before, n, after) = numbered(url)?;
+    let next = format!("{before}{}{after}", n.checked_add(1)?);
     // Never a port or a host counted up: only pages on the same origin are guessed.
     Url::parse(&next)
         .ok()
         .filter(|n| n.origin() == url.origin())
+}
+
+/// Pages after `from` up to and including `to`, when both are numbered alike.
+fn pages_between(from: &Url, to: &Url) -> Option<usize> {
+    let (before, a, after) = numbered(from)?;
+    let (to_before, b, to_after) = numbered(to)?;
+    if before != to_before || after != to_after || b < a {
+        return None;
+    }
+    usize::try_from(b - a).ok()
 }
 
 impl<P: Projection> Consumer<P> {
@@ -143,7 +159,13 @@ impl<P: Projection> Consumer<P> {
             let reached = followed == last || page.url == last;
             let next = page.next_archive.clone();
             let (link, url) = (followed.clone(), page.url.clone());
-            self.add_pending(page.entries.len());
+            let unread = if reached {
+                head.entries.len()
+            } else {
+                pages_between(&link, &last).map_or(0, |n| n * page.entries.len())
+                    + head.entries.len()
+            };
+            self.add_pending(page.entries.len(), unread);
             if pages.send(Ok(page)).await.is_err() {
                 return Ok(());
             }
@@ -191,7 +213,7 @@ impl<P: Projection> Consumer<P> {
             followed = next;
             page = fetched;
         }
-        self.add_pending(head.entries.len());
+        self.add_pending(head.entries.len(), 0);
         let _ = pages.send(Ok(head)).await;
         Ok(())
     }
@@ -216,10 +238,13 @@ impl<P: Projection> Consumer<P> {
         }
     }
 
-    fn add_pending(&self, n: usize) {
+    /// `n` more entries read and not handled yet, and an estimate of those not read yet.
+    fn add_pending(&self, n: usize, unread: usize) {
         let mut status = lock(&self.inner.status);
         status.pending += n as u64;
+        status.unread = unread as u64;
         status.sample_lag();
+        self.inner.metrics.lag_entries.set(status.behind() as i64);
     }
 }
 
@@ -244,5 +269,27 @@ mod tests {
         );
         assert_eq!(next("http://h.test/feed/archive").as_deref(), None);
         assert_eq!(next("http://h.test:8080/feed/archive").as_deref(), None);
+    }
+
+    #[test]
+    fn pages_are_counted_between_urls_numbered_alike() {
+        let between =
+            |a: &str, b: &str| pages_between(&Url::parse(a).unwrap(), &Url::parse(b).unwrap());
+        assert_eq!(
+            between("http://h.test/f/archive/3", "http://h.test/f/archive/4999"),
+            Some(4996)
+        );
+        assert_eq!(
+            between("http://h.test/f?page=7", "http://h.test/f?page=7"),
+            Some(0)
+        );
+        assert_eq!(
+            between("http://h.test/f/archive/9", "http://h.test/f/archive/2"),
+            None
+        );
+        assert_eq!(
+            between("http://h.test/a/archive/1", "http://h.test/b/archive/9"),
+            None
+        );
     }
 }

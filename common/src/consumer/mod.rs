@@ -227,6 +227,9 @@ struct Status {
     head_updated_us: i64,
     /// Entries seen but not handled yet.
     pending: u64,
+    /// Entries in pages not read yet, estimated while reading forward (pages counted by
+    /// their numbered URLs, times the entries of the page before).
+    unread: u64,
     /// Why the consumer stopped, while the head stays as it was when it did.
     stopped: Option<Stop>,
     /// (time µs, entries pending), at most one per second, the last [`LAG_HISTORY`].
@@ -237,6 +240,11 @@ struct Status {
 const LAG_HISTORY: usize = 600;
 
 impl Status {
+    /// Entries behind: seen and not handled, and estimated in pages not read yet.
+    fn behind(&self) -> u64 {
+        self.pending + self.unread
+    }
+
     /// Records the lag now, unless a sample was taken within the last second.
     fn sample_lag(&mut self) {
         let now = chrono::Utc::now().timestamp_micros();
@@ -245,12 +253,13 @@ impl Status {
             .back()
             .is_some_and(|(at, _)| now - at < 1_000_000)
         {
+            let behind = self.behind();
             if let Some(last) = self.lag_history.back_mut() {
-                last.1 = last.1.max(self.pending);
+                last.1 = last.1.max(behind);
             }
             return;
         }
-        self.lag_history.push_back((now, self.pending));
+        self.lag_history.push_back((now, self.behind()));
         if self.lag_history.len() > LAG_HISTORY {
             self.lag_history.pop_front();
         }
@@ -533,7 +542,7 @@ impl<P: Projection> Consumer<P> {
         }
         if let Ok(checkpoint) = store::checkpoint(&self.inner.db).await {
             let status = lock(&self.inner.status);
-            m.lag_entries.set(status.pending as i64);
+            m.lag_entries.set(status.behind() as i64);
             m.lag_seconds
                 .set((status.head_updated_us - checkpoint.entry_updated_us).max(0) as f64 / 1e6);
         }
@@ -559,6 +568,8 @@ impl<P: Projection> Consumer<P> {
         let mut status = lock(&self.inner.status);
         status.pending = status.pending.saturating_sub(n);
         status.sample_lag();
+        // Kept current during a long catch-up, not only when the poll ends.
+        self.inner.metrics.lag_entries.set(status.behind() as i64);
     }
 
     /// Handles every entry of the page at `url` again, ignoring the checkpoint: entries already

@@ -194,7 +194,9 @@ impl<P: Projection> Consumer<P> {
                     lock(&self.inner.status).pending = 0;
                     let pages = self.walk_forward(first, head_page.clone());
                     let forward = Direction::Forward(feed_id.clone());
-                    match self.handle(pages, forward, handled).await {
+                    let result = self.handle(pages, forward, handled).await;
+                    lock(&self.inner.status).unread = 0;
+                    match result {
                         Ok(()) => return Ok(()),
                         Err(PollError::ForwardBroken(reason)) => {
                             // What was handled is consistent; the walk back finds the rest.

@@ -81,7 +81,7 @@ impl<P: Projection> Consumer<P> {
             consecutive_failures: status.consecutive_failures,
             lease: self.inner.lease.report(),
             lag: Lag {
-                entries: status.pending,
+                entries: status.behind(),
                 seconds: lag_seconds,
                 history: status
                     .lag_history
