@@ -176,7 +176,9 @@ impl<P: Projection> Consumer<P> {
                 PollError::ForwardBroken(format!("archive {url} has no next-archive link"))
             })?;
             if !visited.insert(next.clone()) {
-                return Err(PollError::ArchiveLoop(next));
+                return Err(PollError::ForwardBroken(format!(
+                    "next-archive links loop at {next}"
+                )));
             }
             // Guessing ahead pays only while the links count up as guessed.
             let counting = successor(&link).is_some_and(|guess| guess == next);

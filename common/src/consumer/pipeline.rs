@@ -77,7 +77,7 @@ impl<P: Projection> Consumer<P> {
         };
         let head_page = page::parse(&head.url, &head.body).map_err(PollError::Refused)?;
         let (head, head_page) = self.follow_inline(head, head_page).await?;
-        match self.poll_page(head_page, handled).await {
+        match self.poll_page(head_page, handled, true).await {
             Err(PollError::Stopped(stop)) => {
                 // Re-examined only when the head changes, so a stopped consumer polls cheaply.
                 lock(&self.inner.status).stopped = Some(stop.clone());
@@ -160,8 +160,14 @@ impl<P: Projection> Consumer<P> {
     }
 
     /// Everything after the head was fetched: the feed's identity, the walk back to the
-    /// checkpoint, and handling what is new.
-    async fn poll_page(&self, head_page: FeedPage, handled: &mut u64) -> Result<(), PollError> {
+    /// checkpoint (or, with nothing handled yet and `forward`, reading forward), and handling
+    /// what is new.
+    async fn poll_page(
+        &self,
+        head_page: FeedPage,
+        handled: &mut u64,
+        forward: bool,
+    ) -> Result<(), PollError> {
         if let Some(newest) = head_page.entries.last() {
             lock(&self.inner.status).head_updated_us = newest.updated_us;
         }
@@ -188,27 +194,28 @@ impl<P: Projection> Consumer<P> {
         let head_page = match anchor {
             // Nothing handled yet: read forward from the oldest archive when the head names
             // one that checks out, each page once.
-            None => match self.first_archive(&head_page).await? {
+            None if forward => match self.first_archive(&head_page).await? {
                 Some(first) => {
                     tracing::info!(first = %first.url, "reading the feed forward from its oldest archive");
                     lock(&self.inner.status).pending = 0;
                     let pages = self.walk_forward(first, head_page.clone());
-                    let forward = Direction::Forward(feed_id.clone());
-                    let result = self.handle(pages, forward, handled).await;
+                    let direction = Direction::Forward(feed_id.clone());
+                    let result = self.handle(pages, direction, handled).await;
                     lock(&self.inner.status).unread = 0;
                     match result {
                         Ok(()) => return Ok(()),
                         Err(PollError::ForwardBroken(reason)) => {
-                            // What was handled is consistent; the walk back finds the rest.
+                            // What was handled is consistent; the walk back finds the rest
+                            // (once: even if nothing was handled, it does not read forward).
                             tracing::warn!(%reason, "the archives do not read forward; walking back instead");
-                            return Box::pin(self.poll_page(head_page, handled)).await;
+                            return Box::pin(self.poll_page(head_page, handled, false)).await;
                         }
                         Err(e) => return Err(e),
                     }
                 }
                 None => head_page,
             },
-            Some(_) => head_page,
+            _ => head_page,
         };
         let walk = self.walk_back(head_page, anchor).await?;
         if let (Some((id, updated_us)), false) = (anchor, walk.found) {
