@@ -329,28 +329,20 @@ impl<P: Projection> Consumer<P> {
     /// not start over because one of many requests failed.
     pub(super) async fn fetch_page(&self, url: &Url) -> Result<FeedPage, PollError> {
         let mut attempt = 0;
-        let fetched = loop {
-            match self
-                .inner
-                .client
-                .page(url, &client::Validators::default())
-                .await
-            {
-                Ok(client::Conditional::Modified(f)) => break f,
-                Ok(client::Conditional::NotModified) => {
-                    return Err(PollError::UnaskedNotModified(url.clone()))
-                }
-                Err(FetchError::Transient(reason)) if attempt < MAX_PAGE_ATTEMPTS => {
+        loop {
+            match self.fetch_page_once(url).await {
+                Err(PollError::Fetch(FetchError::Transient(reason)))
+                    if attempt < MAX_PAGE_ATTEMPTS =>
+                {
                     attempt += 1;
                     ConsumerMetrics::inc(&self.inner.metrics.retries, "page");
                     let delay = self.inner.settings.backoff.delay(attempt);
                     tracing::warn!(%url, attempt, error = %reason, ?delay, "page fetch failed; retrying");
                     self.sleep(delay).await?;
                 }
-                Err(e) => return Err(e.into()),
+                other => return other,
             }
-        };
-        page::parse(&fetched.url, &fetched.body).map_err(PollError::Refused)
+        }
     }
 
     /// The pages of a walk back, oldest first: pages dropped during the walk are fetched
@@ -371,7 +363,8 @@ impl<P: Projection> Consumer<P> {
             .boxed()
     }
 
-    /// Fetches and parses a page once, without retrying: for pages fetched on a guess.
+    /// Fetches and parses a page once, without retrying (pages fetched on a guess, and each
+    /// attempt of [`Self::fetch_page`]).
     pub(super) async fn fetch_page_once(&self, url: &Url) -> Result<FeedPage, PollError> {
         let fetched = match self
             .inner
