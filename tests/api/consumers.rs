@@ -414,3 +414,82 @@ async fn the_handled_table_is_pruned_and_redelivery_stays_harmless() {
     assert_eq!(&now[3..], &copies[..], "no old copy changed");
     assert!(invoicing.handled().await.len() <= 22);
 }
+
+/// The step that re-keys `consumer_handled` by `seq` (SQLite) and records the newest
+/// `atom:updated` handled keeps every handled revision as it was, entry ids still unique, and
+/// takes that time from the rows, the checkpoint and the pruning watermark alike.
+#[tokio::test]
+async fn upgrading_the_handled_table_keeps_every_revision() {
+    let test_db = fresh_db("upgrade").await;
+    let db = common::db::Db::connect(&test_db.url).await.unwrap();
+    let all = common::consumer_migrations();
+    let full = match db.backend() {
+        common::db::Backend::Sqlite => all.sqlite,
+        common::db::Backend::Postgres => all.postgres,
+    };
+    // The migrations before this step (sqlx's migrator fields are public for `migrate!`).
+    let before = sqlx::migrate::Migrator {
+        migrations: full
+            .iter()
+            .filter(|m| m.version < 204)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ignore_missing: true,
+        locking: true,
+        no_tx: false,
+    };
+    before.run(db.pool()).await.unwrap();
+    let rows = [
+        ("urn:uuid:b", 1i64, "applied", 10i64, 300i64),
+        ("urn:uuid:a", 2, "parked", 11, 200),
+        ("urn:uuid:c", 3, "stale", 12, 250),
+    ];
+    for (id, seq, outcome, handled_us, updated_us) in rows {
+        sqlx::query(
+            "INSERT INTO consumer_handled (entry_id, seq, outcome, handled_us, entry_updated_us) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(outcome)
+        .bind(handled_us)
+        .bind(updated_us)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE consumer_checkpoint SET entry_updated_us = 250, pruned_through_us = 100")
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+    db.migrate(common::consumer_migrations()).await.unwrap();
+
+    let kept: Vec<(String, i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT entry_id, seq, outcome, handled_us, entry_updated_us FROM consumer_handled \
+         ORDER BY seq",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let expected: Vec<(String, i64, String, i64, i64)> = rows
+        .iter()
+        .map(|&(id, seq, o, h, u)| (id.to_owned(), seq, o.to_owned(), h, u))
+        .collect();
+    assert_eq!(kept, expected);
+    let (through,): (i64,) =
+        sqlx::query_as("SELECT handled_through_us FROM consumer_checkpoint WHERE id = 1")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(through, 300, "the newest revision handled");
+    let twice = sqlx::query(
+        "INSERT INTO consumer_handled (entry_id, seq, outcome, handled_us, entry_updated_us) \
+         VALUES ('urn:uuid:a', 4, 'applied', 13, 400)",
+    )
+    .execute(db.pool())
+    .await;
+    assert!(twice.is_err(), "entry ids stay unique");
+    db.pool().close().await;
+}

@@ -525,6 +525,51 @@ async fn inline_details_of_other_publishers_are_read_and_bad_ones_parked() {
     }
 }
 
+/// A newer revision of a parked entry that can be read takes its place: applied, and the
+/// parked revision is no longer listed (the revision is newer than any handled, so the
+/// consumer never looked its entry up; it still finds the parked one).
+#[tokio::test]
+async fn a_good_revision_of_a_parked_entry_replaces_it() {
+    let publisher = Publisher::new(
+        Dialect {
+            inline_base64: true,
+            ..Dialect::default()
+        },
+        5,
+    );
+    {
+        let mut p = publisher.lock().unwrap();
+        for order in 1..=8 {
+            p.place(order);
+        }
+        p.broken_inline.push(4);
+    }
+    let url = foreign_feed::serve(publisher.clone()).await;
+    let invoicing = inline_consumer(Kind::Invoicing, &url).await;
+    invoicing.poll_ok().await;
+    assert_eq!(invoicing.report().await["parked"]["count"], 1);
+    {
+        let mut p = publisher.lock().unwrap();
+        let original = p.events.iter().find(|e| e.order == 4).unwrap().clone();
+        p.events.push(foreign_feed::Event {
+            second: 500,
+            version: 2,
+            ..original
+        });
+        p.broken_inline.clear();
+    }
+
+    let report = invoicing.poll().await;
+
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(report["handled"], 1, "{report}");
+    let state = invoicing.report().await;
+    assert_eq!(state["parked"]["count"], 0, "{state}");
+    assert_eq!(invoicing.copies().await.len(), 8);
+    let invoice = invoicing.get("/invoicing/invoices/4").await.json();
+    assert_eq!(invoice["version"], 2, "{invoice}");
+}
+
 /// An inline-details alternate that does not answer is no reason to stop: the consumer reads
 /// the feed as configured, by link.
 #[tokio::test]

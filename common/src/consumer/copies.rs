@@ -234,17 +234,33 @@ impl<V: Versioned> Projection for Copies<V> {
         }
         let mut winners: Vec<usize> = newest.into_values().collect();
         winners.sort_unstable();
+        // The versions kept of the winners' aggregates, read first: which copies will change,
+        // and which exist at all (a new copy has no old lines to delete), are known before
+        // writing, so the writes return nothing. Rows streamed back by `RETURNING` cost a
+        // message between sqlx's SQLite worker and the task each; this read returns only the
+        // copies that exist, none during a first catch-up.
+        let keys: Vec<i64> = winners.iter().map(|&i| key_of::<V>(batch[i])).collect();
+        let kept = versions::<V>(conn, &keys).await?;
+        let written: Vec<&V::Details> = winners
+            .iter()
+            .map(|&i| batch[i])
+            .filter(|d| {
+                kept.get(&key_of::<V>(d))
+                    .is_none_or(|&v| v < version_of::<V>(d))
+            })
+            .collect();
         let width = t.columns.len() + 2;
         let updates: Vec<String> = std::iter::once("version")
             .chain(t.columns.iter().map(|c| c.name))
             .map(|c| format!("{c} = excluded.{c}"))
             .collect();
-        // An older (or the same) version never overwrites what is kept.
+        // An older (or the same) version never overwrites what is kept (guarded here too,
+        // whatever was read above).
         let upsert = |rows: usize| {
             format!(
                 "INSERT INTO {copies} ({key}, version, {columns}) VALUES {values} \
                  ON CONFLICT ({key}) DO UPDATE SET {updates} \
-                 WHERE {copies}.version < excluded.version RETURNING {key}",
+                 WHERE {copies}.version < excluded.version",
                 copies = t.copies,
                 key = t.key.name,
                 columns = names(t.columns),
@@ -252,29 +268,25 @@ impl<V: Versioned> Projection for Copies<V> {
                 updates = updates.join(", "),
             )
         };
-        let mut applied = HashSet::new();
-        for chunk in winners.chunks(rows_per_statement(width)) {
+        for chunk in written.chunks(rows_per_statement(width)) {
             let sql = upsert(chunk.len());
-            let rows: Vec<Vec<Value>> = chunk.iter().map(|&i| V::row(batch[i])).collect();
+            let rows: Vec<Vec<Value>> = chunk.iter().map(|d| V::row(d)).collect();
             let mut q = sqlx::query(&sql);
-            for (&i, row) in chunk.iter().zip(&rows) {
-                q = q
-                    .bind(key_of::<V>(batch[i]))
-                    .bind(version_of::<V>(batch[i]));
+            for (d, row) in chunk.iter().zip(&rows) {
+                q = q.bind(key_of::<V>(d)).bind(version_of::<V>(d));
                 for v in row {
                     q = bind(q, v);
                 }
             }
-            for r in q.fetch_all(&mut *conn).await? {
-                applied.insert(sqlx::Row::try_get::<i64, _>(&r, 0)?);
-            }
+            q.execute(&mut *conn).await?;
         }
-        let written: Vec<&V::Details> = winners
+        let applied: HashSet<i64> = written.iter().map(|d| key_of::<V>(d)).collect();
+        let replaced: Vec<i64> = written
             .iter()
-            .map(|&i| batch[i])
-            .filter(|d| applied.contains(&key_of::<V>(d)))
+            .map(|d| key_of::<V>(d))
+            .filter(|k| kept.contains_key(k))
             .collect();
-        replace_lines::<V>(conn, &written).await?;
+        replace_lines::<V>(conn, &replaced, &written).await?;
         Ok(batch
             .iter()
             .enumerate()
@@ -316,14 +328,40 @@ fn version_of<V: Versioned>(d: &V::Details) -> i64 {
     d.identity().1
 }
 
-/// The lines of the copies just written replace their old ones.
+/// The version kept of each of `keys` that has a copy.
+async fn versions<V: Versioned>(
+    conn: &mut AnyConnection,
+    keys: &[i64],
+) -> Result<HashMap<i64, i64>, sqlx::Error> {
+    let t = V::TABLES;
+    let backend = Backend::of(conn);
+    let mut kept = HashMap::new();
+    for chunk in keys.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "SELECT {key}, version FROM {copies} WHERE {key} IN ({list})",
+            key = t.key.name,
+            copies = t.copies,
+            list = list_placeholders(backend, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        kept.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(kept)
+}
+
+/// The lines of the copies just written (`written`) replace the old ones of those that
+/// existed before (`replaced`).
 async fn replace_lines<V: Versioned>(
     conn: &mut AnyConnection,
+    replaced: &[i64],
     written: &[&V::Details],
 ) -> Result<(), sqlx::Error> {
     let t = V::TABLES;
     let backend = Backend::of(conn);
-    for chunk in written.chunks(rows_per_statement(1)) {
+    for chunk in replaced.chunks(rows_per_statement(1)) {
         let sql = format!(
             "DELETE FROM {} WHERE {} IN ({})",
             t.lines,
@@ -331,8 +369,8 @@ async fn replace_lines<V: Versioned>(
             list_placeholders(backend, chunk.len())
         );
         let mut q = sqlx::query(&sql);
-        for d in chunk {
-            q = q.bind(key_of::<V>(d));
+        for k in chunk {
+            q = q.bind(*k);
         }
         q.execute(&mut *conn).await?;
     }

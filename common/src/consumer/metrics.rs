@@ -77,6 +77,10 @@ impl ConsumerMetrics {
     }
 
     pub(super) fn inc(family: &Family<Kind, Counter>, kind: &'static str) {
-        family.get_or_create(&Kind { kind }).inc();
+        Self::inc_by(family, kind, 1);
+    }
+
+    pub(super) fn inc_by(family: &Family<Kind, Counter>, kind: &'static str, n: u64) {
+        family.get_or_create(&Kind { kind }).inc_by(n);
     }
 }

@@ -45,19 +45,36 @@ pub async fn reset(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         "DELETE FROM consumer_handled",
         "DELETE FROM consumer_parked",
         "UPDATE consumer_checkpoint SET entry_id = NULL, entry_updated_us = 0, handled = 0, \
-         feed_id = NULL, pruned_through_us = 0 WHERE id = 1",
+         feed_id = NULL, pruned_through_us = 0, handled_through_us = 0 WHERE id = 1",
     ] {
         sqlx::query(sql).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// How many entries were handled so far (the last `seq` given out), and the pruning
-/// watermark (see [`prune`]).
-pub async fn handled_count(conn: &mut AnyConnection) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as("SELECT handled, pruned_through_us FROM consumer_checkpoint WHERE id = 1")
-        .fetch_one(conn)
-        .await
+/// Where the handling stands, as a batch starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Marks {
+    /// How many entries were handled so far (the last `seq` given out).
+    pub seq: i64,
+    /// The pruning watermark (see [`prune`]).
+    pub pruned_through_us: i64,
+    /// The newest `atom:updated` of any revision handled (see [`may_be_handled`]).
+    pub handled_through_us: i64,
+}
+
+pub async fn marks(conn: &mut AnyConnection) -> Result<Marks, sqlx::Error> {
+    let (seq, pruned_through_us, handled_through_us) = sqlx::query_as(
+        "SELECT handled, pruned_through_us, handled_through_us FROM consumer_checkpoint \
+         WHERE id = 1",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Marks {
+        seq,
+        pruned_through_us,
+        handled_through_us,
+    })
 }
 
 /// Whether revision `updated_us` of an entry counts as handled, given the newest revision
@@ -67,6 +84,23 @@ pub fn is_handled(known: Option<i64>, updated_us: i64, pruned_through_us: i64) -
         Some(u) => u >= updated_us,
         None => updated_us <= pruned_through_us,
     }
+}
+
+/// Whether a revision can have been handled at all: one newer than every revision handled
+/// (and so than the pruning watermark, which is one of them) cannot, so a catch-up through
+/// a feed in `updated` order looks none of its entries up.
+pub fn may_be_handled(updated_us: i64, marks: &Marks) -> bool {
+    updated_us <= marks.handled_through_us
+}
+
+/// Whether any entry is parked.
+pub async fn any_parked(conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
+    // A count of at most one row, not `EXISTS`: a boolean both backends decode alike.
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM consumer_parked LIMIT 1) AS p")
+            .fetch_one(conn)
+            .await?;
+    Ok(n > 0)
 }
 
 /// Keeps only the rows of the last `keep` handlings: older rows are deleted and the
@@ -137,6 +171,14 @@ pub enum Disposition {
 }
 
 impl Disposition {
+    /// Every disposition, in declaration order (`d as usize` indexes it).
+    pub const ALL: [Disposition; 4] = [
+        Disposition::Applied,
+        Disposition::Stale,
+        Disposition::Parked,
+        Disposition::AppliedOnRetry,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Disposition::Applied => "applied",
@@ -213,33 +255,39 @@ pub async fn unpark_superseded(conn: &mut AnyConnection, ids: &[&str]) -> Result
     Ok(())
 }
 
-/// Moves the checkpoint to `entry` of the feed `feed_id`, with `handled` entries handled in all.
+/// Moves the checkpoint to `entry` of the feed `feed_id`, with the handling's new [`Marks`]
+/// (`seq`: entries handled in all).
 pub async fn advance_to(
     conn: &mut AnyConnection,
     entry: &FeedEntry,
     feed_id: &str,
-    handled: i64,
+    marks: &Marks,
     now_us: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE consumer_checkpoint SET entry_id = $1, entry_updated_us = $2, handled = $3, \
-         updated_us = $4, feed_id = $5 WHERE id = 1",
+         updated_us = $4, feed_id = $5, handled_through_us = $6 WHERE id = 1",
     )
     .bind(&entry.id)
     .bind(entry.updated_us)
-    .bind(handled)
+    .bind(marks.seq)
     .bind(now_us)
     .bind(feed_id)
+    .bind(marks.handled_through_us)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn set_handled_count(conn: &mut AnyConnection, handled: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE consumer_checkpoint SET handled = $1 WHERE id = 1")
-        .bind(handled)
-        .execute(conn)
-        .await?;
+/// Records the handling's new [`Marks`] without moving the checkpoint (a replay).
+pub async fn set_handled_count(conn: &mut AnyConnection, marks: &Marks) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE consumer_checkpoint SET handled = $1, handled_through_us = $2 WHERE id = 1",
+    )
+    .bind(marks.seq)
+    .bind(marks.handled_through_us)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
