@@ -429,6 +429,38 @@ async fn compressed_pages_have_their_own_validators_and_are_coded_once() {
     );
 }
 
+/// Archive pages stay coded for a whole backlog, not only for the last few hundred pages:
+/// reading 600 archive pages twice codes each once (the cache is bounded by bytes, and a
+/// page is kept in the coding asked for, about a tenth of its size).
+#[tokio::test]
+async fn a_backlog_of_archive_pages_is_coded_once_and_kept() {
+    let order = spawn_order(OrderOptions {
+        page_size: 1,
+        ..OrderOptions::default()
+    })
+    .await;
+    for i in 0..601 {
+        order.place(1 + i % 4).await;
+    }
+    let before = compressions(&order, "zstd").await;
+    let mut first = Vec::new();
+    for pass in 0..2 {
+        for n in 1..=600 {
+            let path = format!("/order/feed/inline/archive/{n}");
+            let r = raw_get(&order, &path, &[("accept-encoding", "zstd")]).await;
+            assert_eq!(r.status, 200, "{path}");
+            assert_eq!(r.header("content-encoding"), Some("zstd"), "{path}");
+            if pass == 0 {
+                first.push(r.body);
+            } else {
+                assert_eq!(r.body, first[n - 1], "{path}: the same bytes");
+            }
+        }
+        let coded = compressions(&order, "zstd").await - before;
+        assert_eq!(coded, 600.0, "after pass {pass}: each page coded once");
+    }
+}
+
 /// A page compressed to a few kilobytes that decodes to more than the consumer's page limit
 /// is refused like any oversized page: the poll fails with the reason, nothing is applied,
 /// and the consumer goes on serving.

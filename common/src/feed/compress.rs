@@ -11,6 +11,14 @@ const ZSTD_LEVEL: i32 = 3;
 
 /// `body` in `encoding`.
 pub fn encode(encoding: Encoding, body: &[u8]) -> Result<Vec<u8>, Error> {
+    // Coded pages are kept (archives for good): without the room reserved for the worst
+    // case (zstd reserves more than the input), which would hold ten times their size.
+    let mut coded = encode_reserved(encoding, body)?;
+    coded.shrink_to_fit();
+    Ok(coded)
+}
+
+fn encode_reserved(encoding: Encoding, body: &[u8]) -> Result<Vec<u8>, Error> {
     match encoding {
         Encoding::Identity => Ok(body.to_vec()),
         Encoding::Gzip => {

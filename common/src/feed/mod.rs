@@ -15,7 +15,6 @@ mod readers;
 mod render;
 mod store;
 
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -47,9 +46,11 @@ use crate::{Clock, Error};
 pub const ATOM_CONTENT_TYPE: &str = "application/atom+xml";
 /// RFC 5005 §4: archive pages never change once full.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// How many rendered archive pages stay in memory; older ones are rendered again on demand
-/// (identical bytes: rendering is deterministic).
-const ARCHIVE_CACHE_PAGES: usize = 512;
+/// Bytes of archive page bodies kept in memory, each in the coding it was asked for; the least
+/// recently used are dropped beyond this and rendered again on demand (identical bytes:
+/// rendering is deterministic). 32 MiB keeps a 100 000-entry backlog whole: an inline
+/// archive page of 20 entries is about 2 KB in zstd or gzip.
+const ARCHIVE_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// How one feed is published.
 #[derive(Debug, Clone)]
@@ -124,6 +125,15 @@ impl Rendered {
         }
     }
 
+    /// The validators and headers alone, for a page whose body is kept elsewhere.
+    fn without_bodies(self) -> Rendered {
+        Rendered {
+            body: Bytes::new(),
+            coded: [OnceLock::new(), OnceLock::new()],
+            ..self
+        }
+    }
+
     /// The body in `encoding` (coded now if this is the first request for it) and the
     /// encoding it really is in.
     fn body(&self, encoding: Encoding, metrics: &FeedMetrics) -> (Bytes, Encoding) {
@@ -147,6 +157,50 @@ impl Rendered {
         match coded {
             Some(b) => (b.clone(), encoding),
             None => (self.body.clone(), Encoding::Identity),
+        }
+    }
+}
+
+/// The validators and headers of an archive page ([`Rendered`] without its bodies), with its
+/// body in one coding.
+struct Archived {
+    page: Rendered,
+    body: Bytes,
+    /// The coding `body` is in (identity when coding failed).
+    encoding: Encoding,
+}
+
+/// Archive pages by representation, number and coding, the least recently used dropped
+/// beyond a budget of body bytes.
+struct ArchiveCache {
+    pages: lru::LruCache<(Representation, i64, Encoding), Arc<Archived>>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl ArchiveCache {
+    fn new(budget: usize) -> ArchiveCache {
+        ArchiveCache {
+            pages: lru::LruCache::unbounded(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn get(&mut self, key: &(Representation, i64, Encoding)) -> Option<Arc<Archived>> {
+        self.pages.get(key).cloned()
+    }
+
+    fn put(&mut self, key: (Representation, i64, Encoding), page: Arc<Archived>) {
+        self.bytes += page.body.len();
+        if let Some(old) = self.pages.put(key, page) {
+            self.bytes -= old.body.len();
+        }
+        while self.bytes > self.budget {
+            match self.pages.pop_lru() {
+                Some((_, dropped)) => self.bytes -= dropped.body.len(),
+                None => break,
+            }
         }
     }
 }
@@ -242,7 +296,7 @@ struct Inner {
     /// One commit wakes every long poll at once: one of them renders the new page while the
     /// others wait for it (rather than each reading the database and rendering the same page).
     head_pages: [Mutex<Option<HeadPage>>; 3],
-    archives: Mutex<lru::LruCache<(Representation, i64), Arc<Rendered>>>,
+    archives: Mutex<ArchiveCache>,
     /// Who reads the feed, from the headers they send.
     readers: Readers,
     /// Readers with metric series, to remove the series of those that expire.
@@ -282,7 +336,6 @@ impl Publisher {
         let newest = store::newest(&db).await?;
         let clock_for_readers = clock.clone();
         let reader_expiry = settings.reader_expiry;
-        let cache_size = NonZeroUsize::new(ARCHIVE_CACHE_PAGES).unwrap_or(NonZeroUsize::MIN);
         Ok(Publisher {
             inner: Arc::new(Inner {
                 settings,
@@ -293,7 +346,7 @@ impl Publisher {
                 clock,
                 head: watch::Sender::new(newest),
                 head_pages: Default::default(),
-                archives: Mutex::new(lru::LruCache::new(cache_size)),
+                archives: Mutex::new(ArchiveCache::new(ARCHIVE_CACHE_BYTES)),
                 readers: Readers::new(clock_for_readers, reader_expiry),
                 reader_series: Mutex::default(),
                 reader_task: Mutex::default(),
@@ -613,7 +666,8 @@ impl Publisher {
             ..
         } = check;
         let rendered = self.head_page(representation, position, etag).await?;
-        let mut response = self.page_response(&rendered, encoding, "no-cache");
+        let (body, encoding) = rendered.body(encoding, &self.inner.metrics);
+        let mut response = self.page_response(&rendered, body, encoding, "no-cache");
         if let Some(lm) = sent {
             response.headers_mut().insert(header::LAST_MODIFIED, lm);
         }
@@ -818,8 +872,9 @@ impl Publisher {
                 "archive page {page} does not exist; pages 1 to {full} are full"
             )));
         }
-        let rendered = self.archive_page(representation, page).await?;
-        let quoted = quoted_etag(&rendered.etag, encoding);
+        let archived = self.archive_page(representation, page, encoding).await?;
+        let rendered = &archived.page;
+        let quoted = quoted_etag(&rendered.etag, archived.encoding);
         let validators = Validators {
             etag: &quoted,
             last_modified: rendered.last_modified_secs,
@@ -833,16 +888,24 @@ impl Publisher {
                 IMMUTABLE,
             ));
         }
-        Ok(self.page_response(&rendered, encoding, IMMUTABLE))
+        Ok(self.page_response(
+            rendered,
+            archived.body.clone(),
+            archived.encoding,
+            IMMUTABLE,
+        ))
     }
 
+    /// An archive page in `encoding`, from the cache or rendered (and coded) now.
     async fn archive_page(
         &self,
         representation: Representation,
         page: i64,
-    ) -> Result<Arc<Rendered>, Error> {
-        if let Some(hit) = lock(&self.inner.archives).get(&(representation, page)) {
-            return Ok(hit.clone());
+        encoding: Encoding,
+    ) -> Result<Arc<Archived>, Error> {
+        let key = (representation, page, encoding);
+        if let Some(hit) = lock(&self.inner.archives).get(&key) {
+            return Ok(hit);
         }
         let size = self.inner.page_size;
         let (from, to) = size.range(page);
@@ -867,14 +930,22 @@ impl Publisher {
         let rendered = render_as(representation, &self.inner.identity, &links, &entries)?;
         let digest = Sha256::digest(&rendered.body);
         let etag = format!("a{}{page}-{:x}", representation.tag(), digest);
-        let rendered = Arc::new(Rendered::new(
+        let rendered = Rendered::new(
             representation,
             rendered,
             etag,
             entries.first().map(|e| e.updated_us),
-        ));
-        lock(&self.inner.archives).put((representation, page), rendered.clone());
-        Ok(rendered)
+        );
+        let (body, encoding) = rendered.body(encoding, &self.inner.metrics);
+        // Only the body in the coding asked for is kept: a client keeps asking for the same
+        // coding, and an inline page is ten times smaller coded than not.
+        let archived = Arc::new(Archived {
+            page: rendered.without_bodies(),
+            body,
+            encoding,
+        });
+        lock(&self.inner.archives).put(key, archived.clone());
+        Ok(archived)
     }
 
     /// The URL path of a page (`None`: the subscription document) in `representation`.
@@ -900,13 +971,14 @@ impl Publisher {
             .collect()
     }
 
+    /// A page's response with `body`, in `encoding`.
     fn page_response(
         &self,
         page: &Rendered,
+        body: Bytes,
         encoding: Encoding,
         cache_control: &'static str,
     ) -> Response {
-        let (body, encoding) = page.body(encoding, &self.inner.metrics);
         let mut response = body.into_response();
         let h = response.headers_mut();
         h.insert(
@@ -1047,4 +1119,42 @@ fn http_date(secs: i64) -> HeaderValue {
 /// Our header values are ASCII we built ourselves; an invalid one would be a bug, shown empty.
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archived(bytes: usize) -> Arc<Archived> {
+        let page = Page {
+            body: Vec::new(),
+            link_header: None,
+        };
+        Arc::new(Archived {
+            page: Rendered::new(Representation::Atom, page, "a".into(), None),
+            body: Bytes::from(vec![b'x'; bytes]),
+            encoding: Encoding::Zstd,
+        })
+    }
+
+    #[test]
+    fn the_archive_cache_drops_the_least_recently_used_beyond_its_budget() {
+        let mut cache = ArchiveCache::new(100);
+        let key = |n| (Representation::Atom, n, Encoding::Zstd);
+        cache.put(key(1), archived(40));
+        cache.put(key(2), archived(40));
+        assert!(
+            cache.get(&key(1)).is_some(),
+            "page 1 is now the most recent"
+        );
+        cache.put(key(3), archived(40));
+        assert!(cache.get(&key(2)).is_none(), "page 2 was the least recent");
+        assert!(cache.get(&key(1)).is_some() && cache.get(&key(3)).is_some());
+        assert_eq!(cache.bytes, 80);
+        cache.put(key(3), archived(10));
+        assert_eq!(cache.bytes, 50, "a page put again replaces its bytes");
+        cache.put(key(4), archived(500));
+        assert_eq!(cache.bytes, 0, "a page larger than the budget is not kept");
+        assert!(cache.get(&key(4)).is_none());
+    }
 }
