@@ -286,6 +286,14 @@ pub const fn rows_per_statement(cols: usize) -> usize {
     }
 }
 
+/// Whether a multi-row statement of `rows` rows of `cols` parameters is worth keeping prepared
+/// (sqlx caches prepared statements per connection): a full chunk recurs, the remainder's
+/// size rarely does, and each kept statement of a few thousand parameters holds hundreds of
+/// KB of compiled program.
+pub const fn keep_prepared(rows: usize, cols: usize) -> bool {
+    rows == rows_per_statement(cols)
+}
+
 /// `($1, $2), ($3, $4), …` (Postgres) or `(?, ?), (?, ?), …` (SQLite): placeholders for a
 /// multi-row `VALUES` of `rows` rows of `cols` columns, the statement's only parameters.
 pub fn values_placeholders(backend: Backend, rows: usize, cols: usize) -> String {

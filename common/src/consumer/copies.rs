@@ -15,7 +15,9 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
 use super::{Outcome, Projection};
-use crate::db::{list_placeholders, rows_per_statement, values_placeholders, Backend, Db};
+use crate::db::{
+    keep_prepared, list_placeholders, rows_per_statement, values_placeholders, Backend, Db,
+};
 use crate::http::PageQuery;
 use crate::service::ServiceState;
 use crate::Error;
@@ -271,7 +273,7 @@ impl<V: Versioned> Projection for Copies<V> {
         for chunk in written.chunks(rows_per_statement(width)) {
             let sql = upsert(chunk.len());
             let rows: Vec<Vec<Value>> = chunk.iter().map(|d| V::row(d)).collect();
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).persistent(keep_prepared(chunk.len(), width));
             for (d, row) in chunk.iter().zip(&rows) {
                 q = q.bind(key_of::<V>(d)).bind(version_of::<V>(d));
                 for v in row {
@@ -343,7 +345,7 @@ async fn versions<V: Versioned>(
             copies = t.copies,
             list = list_placeholders(backend, chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql).persistent(keep_prepared(chunk.len(), 1));
         for k in chunk {
             q = q.bind(*k);
         }
@@ -368,7 +370,7 @@ async fn replace_lines<V: Versioned>(
             t.key.name,
             list_placeholders(backend, chunk.len())
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(keep_prepared(chunk.len(), 1));
         for k in chunk {
             q = q.bind(*k);
         }
@@ -392,7 +394,7 @@ async fn replace_lines<V: Versioned>(
             names(t.line_columns),
             values_placeholders(backend, chunk.len(), width)
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(keep_prepared(chunk.len(), width));
         for (key, no, values) in chunk {
             q = q.bind(*key).bind(*no);
             for v in values {

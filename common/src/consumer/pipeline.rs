@@ -51,7 +51,7 @@ const MAX_PARSED_PAGES: usize = 256;
 const PAGE_CONCURRENCY: usize = 4;
 
 /// Most entries applied in one transaction (whatever is fetched and ready, up to this).
-const MAX_BATCH: usize = 1024;
+const MAX_BATCH: usize = 4096;
 
 impl<P: Projection> Consumer<P> {
     /// Returns whether the feed had changed.
@@ -403,8 +403,11 @@ impl<P: Projection> Consumer<P> {
                 .map(|entry| {
                     let this = this.clone();
                     async move {
-                        let entry = entry?;
+                        let mut entry = entry?;
                         let details = this.details(&entry).await?;
+                        // Decoded: the Base64 text (twice the document's size) need not
+                        // wait for the batch.
+                        entry.inline = None;
                         Ok::<_, PollError>((entry, details))
                     }
                 })

@@ -7,7 +7,7 @@ use super::page::FeedEntry;
 use crate::clock::{from_micros, rfc3339};
 use std::collections::HashMap;
 
-use crate::db::{list_placeholders, values_placeholders, Backend, Db};
+use crate::db::{keep_prepared, list_placeholders, values_placeholders, Backend, Db};
 use crate::Error;
 
 /// The last entry revision handled, in feed order, and the feed it belongs to.
@@ -147,7 +147,8 @@ pub async fn handled_revisions(
             "SELECT entry_id, entry_updated_us FROM consumer_handled WHERE entry_id IN ({})",
             list_placeholders(backend, chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+        let mut q =
+            sqlx::query_as::<_, (String, i64)>(&sql).persistent(keep_prepared(chunk.len(), 1));
         for id in chunk {
             q = q.bind(*id);
         }
@@ -223,7 +224,7 @@ pub async fn record_handled(
              entry_updated_us = excluded.entry_updated_us",
             values_placeholders(backend, chunk.len(), 5)
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(keep_prepared(chunk.len(), 5));
         for r in chunk {
             seq += 1;
             q = q
@@ -246,7 +247,7 @@ pub async fn unpark_superseded(conn: &mut AnyConnection, ids: &[&str]) -> Result
             "DELETE FROM consumer_parked WHERE entry_id IN ({})",
             list_placeholders(backend, chunk.len())
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(keep_prepared(chunk.len(), 1));
         for id in chunk {
             q = q.bind(*id);
         }
