@@ -51,11 +51,11 @@ pub struct ConsumerArgs {
     #[arg(long, env = "LEASE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub lease_ttl: Duration,
     /// Details documents fetched at once while catching up (applied in feed order anyway).
-    /// 16: a catch-up by link measured 7.8 k entries/s at 8, 9.5 k at 16, 10.6–10.9 k at 24
-    /// and 11.4–12.0 k at 32, while each fetch in flight adds up to ~0.8 MB at peak (51 MB at
-    /// 16, 57–63 MB at 24, 64 MB at 32) against a 64 MB target under load (BENCHMARKS.md,
-    /// 2026-12-03).
-    #[arg(long, env = "FETCH_CONCURRENCY", default_value_t = 16,
+    /// 32: a 100 000-entry catch-up by link took 11.2–12.3 s at 32 against 13.7–14.2 s at 16
+    /// side by side, at a peak of 35–36 MB (33 MB at 16, 39 MB at 64; the 64 MB target under
+    /// load). What had looked like ~0.8 MB per fetch in flight was sqlx keeping a prepared
+    /// statement per remainder size (BENCHMARKS.md, 2026-12-03 (later)).
+    #[arg(long, env = "FETCH_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub fetch_concurrency: u16,
     /// Handled entries remembered one by one (the newest); older ones are remembered by a
@@ -105,7 +105,7 @@ impl ConsumerArgs {
             http_connect_timeout: Duration::from_secs(1),
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
-            fetch_concurrency: 16,
+            fetch_concurrency: 32,
             lease_ttl: Duration::from_secs(5),
             keep_handled: 10_000,
             details: crate::consumer::DetailsMode::Inline,
