@@ -627,8 +627,8 @@ impl<P: Projection> Consumer<P> {
                 .collect();
             store::unpark_superseded(tx.conn(), &applied).await?;
         }
-        // One row per entry: its newest revision in this batch (an index by id: a linear
-        // search per record was quadratic in the batch, a tenth of a catch-up's CPU).
+        // One row per entry: its newest revision in this batch (found by a map: a linear
+        // search per record is quadratic in the batch).
         let mut rows: Vec<store::HandledRecord> = Vec::with_capacity(records.len());
         let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(records.len());
         for (e, o, _) in &records {

@@ -191,14 +191,22 @@ impl ArchiveCache {
         self.pages.get(key).cloned()
     }
 
+    /// What a kept page costs: its body, and about this much besides (its entity tag, date
+    /// and `Link` header, the key, the list's node), so that the budget bounds memory.
+    const OVERHEAD: usize = 256;
+
+    fn cost(page: &Archived) -> usize {
+        page.body.len() + Self::OVERHEAD
+    }
+
     fn put(&mut self, key: (Representation, i64, Encoding), page: Arc<Archived>) {
-        self.bytes += page.body.len();
+        self.bytes += Self::cost(&page);
         if let Some(old) = self.pages.put(key, page) {
-            self.bytes -= old.body.len();
+            self.bytes -= Self::cost(&old);
         }
         while self.bytes > self.budget {
             match self.pages.pop_lru() {
-                Some((_, dropped)) => self.bytes -= dropped.body.len(),
+                Some((_, dropped)) => self.bytes -= Self::cost(&dropped),
                 None => break,
             }
         }
@@ -1139,7 +1147,8 @@ mod tests {
 
     #[test]
     fn the_archive_cache_drops_the_least_recently_used_beyond_its_budget() {
-        let mut cache = ArchiveCache::new(100);
+        let o = ArchiveCache::OVERHEAD;
+        let mut cache = ArchiveCache::new(100 + 2 * o);
         let key = |n| (Representation::Atom, n, Encoding::Zstd);
         cache.put(key(1), archived(40));
         cache.put(key(2), archived(40));
@@ -1150,9 +1159,13 @@ mod tests {
         cache.put(key(3), archived(40));
         assert!(cache.get(&key(2)).is_none(), "page 2 was the least recent");
         assert!(cache.get(&key(1)).is_some() && cache.get(&key(3)).is_some());
-        assert_eq!(cache.bytes, 80);
+        assert_eq!(cache.bytes, 80 + 2 * o);
         cache.put(key(3), archived(10));
-        assert_eq!(cache.bytes, 50, "a page put again replaces its bytes");
+        assert_eq!(
+            cache.bytes,
+            50 + 2 * o,
+            "a page put again replaces its bytes"
+        );
         cache.put(key(4), archived(500));
         assert_eq!(cache.bytes, 0, "a page larger than the budget is not kept");
         assert!(cache.get(&key(4)).is_none());
