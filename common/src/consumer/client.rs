@@ -347,8 +347,8 @@ async fn read_limited(
 }
 
 thread_local! {
-    /// One zstd decoder per thread, reset for each body: creating one per response (as
-    /// reqwest does) cost 3 % of a catch-up's CPU, mostly clearing its 160 KB of tables.
+    /// One zstd decoder per thread, reset for each body: reqwest's decoder, a new context
+    /// per response fed chunk by chunk, cost the consumer 14 % of its CPU in a catch-up.
     static ZSTD: std::cell::RefCell<Option<zstd::stream::raw::Decoder<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
