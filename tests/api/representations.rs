@@ -524,6 +524,22 @@ async fn a_compression_bomb_is_refused_by_its_decoded_size() {
     }
 }
 
+/// Another publisher (pages of 5) with orders 1 to 8 placed, order 4's inline content written
+/// broken, and an inline-details invoicing reading it.
+async fn eight_orders_with_order_4_broken(dialect: Dialect) -> (foreign_feed::Shared, ConsumerApp) {
+    let publisher = Publisher::new(dialect, 5);
+    {
+        let mut p = publisher.lock().unwrap();
+        for order in 1..=8 {
+            p.place(order);
+        }
+        p.broken_inline.push(4);
+    }
+    let url = foreign_feed::serve(publisher.clone()).await;
+    let invoicing = inline_consumer(Kind::Invoicing, &url).await;
+    (publisher, invoicing)
+}
+
 /// Another publisher's inline details, Base64 beside a link or JSON text with no link at
 /// all, are applied with no details request; content that is neither parks that entry with
 /// the reason, and the others go on.
@@ -540,16 +556,7 @@ async fn inline_details_of_other_publishers_are_read_and_bad_ones_parked() {
             ..Dialect::default()
         },
     ] {
-        let publisher = Publisher::new(dialect, 5);
-        {
-            let mut p = publisher.lock().unwrap();
-            for order in 1..=8 {
-                p.place(order);
-            }
-            p.broken_inline.push(4);
-        }
-        let url = foreign_feed::serve(publisher.clone()).await;
-        let invoicing = inline_consumer(Kind::Invoicing, &url).await;
+        let (publisher, invoicing) = eight_orders_with_order_4_broken(dialect).await;
 
         let report = invoicing.poll().await;
 
@@ -568,22 +575,11 @@ async fn inline_details_of_other_publishers_are_read_and_bad_ones_parked() {
 /// consumer never looked its entry up; it still finds the parked one).
 #[tokio::test]
 async fn a_good_revision_of_a_parked_entry_replaces_it() {
-    let publisher = Publisher::new(
-        Dialect {
-            inline_base64: true,
-            ..Dialect::default()
-        },
-        5,
-    );
-    {
-        let mut p = publisher.lock().unwrap();
-        for order in 1..=8 {
-            p.place(order);
-        }
-        p.broken_inline.push(4);
-    }
-    let url = foreign_feed::serve(publisher.clone()).await;
-    let invoicing = inline_consumer(Kind::Invoicing, &url).await;
+    let (publisher, invoicing) = eight_orders_with_order_4_broken(Dialect {
+        inline_base64: true,
+        ..Dialect::default()
+    })
+    .await;
     invoicing.poll_ok().await;
     assert_eq!(invoicing.report().await["parked"]["count"], 1);
     {
