@@ -454,8 +454,9 @@ impl<'a> Reader<'a> {
         };
         if slot.is_none() {
             // An unusable archive link is the same as none only for links we do not follow;
-            // resolution fails only for hrefs that are not URI references at all.
-            *slot = base.join(href).ok();
+            // resolution fails only for hrefs that are not URI references at all, and a URI
+            // with no host (`urn:`, `mailto:`, `data:`) names no page to fetch.
+            *slot = base.join(href).ok().filter(Url::has_host);
         }
     }
 }

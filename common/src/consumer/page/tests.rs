@@ -324,3 +324,21 @@ fn registered_relations_may_be_written_as_iris() {
         .prev_archive
         .is_some());
 }
+
+/// Found by the fuzzer: an archive link to a URI with no host (`rn:x`, `mailto:`) names no
+/// page to fetch, so the page has no such link, as with one that does not resolve.
+#[test]
+fn paging_links_without_a_host_count_as_none() {
+    for href in ["rn:x", "mailto:feeds@shop.example", "data:,x"] {
+        let page = PAGE
+            .replace(
+                r#"href="/order/feed/archive/3""#,
+                &format!(r#"href="{href}""#),
+            )
+            .replace(r#"href="archive/1""#, &format!(r#"href="{href}""#));
+        let page = parse(&url(), page.as_bytes()).unwrap();
+        assert_eq!(page.prev_archive, None, "{href}");
+        assert_eq!(page.first, None, "{href}");
+        assert_eq!(ids(&page), ["urn:e:1", "urn:e:2"], "{href}");
+    }
+}
