@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -79,6 +79,14 @@ impl HttpMetrics {
     /// [`crate::http::Edge::counting`].
     pub fn connections(&self) -> Connections {
         self.connections.clone()
+    }
+
+    /// Counts a request answered outside the router (see [`crate::http::Hold::answer`]) under
+    /// the route `template`, as the router's layer would.
+    pub(crate) fn record(&self, method: &Method, template: &str, status: u16, took: Duration) {
+        let series = self.series(method, template);
+        series.latency.observe(took.as_secs_f64());
+        self.count(&series, status);
     }
 
     fn series(&self, method: &Method, template: &str) -> Arc<RouteSeries> {

@@ -224,7 +224,7 @@ pub async fn run<D: Domain>(
     let service = Service::<D>::build(&settings, shutdown.clone()).await?;
     let poller = service.start();
     let router =
-        crate::http::with_middleware(service.router()).counting(service.http_metrics.connections());
+        crate::http::with_middleware(service.router()).metered(service.http_metrics.clone());
     tracing::info!(addr = %listener.local_addr()?, feed = %service.consumer().settings().feed_url,
         "{} listening", D::NAME);
     crate::http::serve(listener, router, shutdown).await?;

@@ -197,7 +197,7 @@ impl OrderService {
     /// long polls of its feed held outside hyper while they wait.
     pub fn app(&self, router: Router) -> common::http::App {
         common::http::with_middleware(router)
-            .counting(self.connections())
+            .metered(self.http_metrics.clone())
             .holding(Arc::new(self.state.feed.clone()))
     }
 

@@ -191,3 +191,104 @@ async fn a_304_reads_nothing_from_the_database() {
         .await;
     assert_eq!(conditional.status, 304);
 }
+
+/// The head answered from memory, without the router (`common::http::Hold::answer`), is the
+/// router's answer: the same status, body and headers (but its own request id), for a `200`
+/// and a `304`, in each representation, negotiated or by its own URL, with and without a
+/// coding. A query sends the same request through the router instead.
+#[tokio::test]
+async fn the_head_answered_from_memory_is_the_routers_answer() {
+    let clock = Clock::manual(t0());
+    let app = spawn_order(OrderOptions {
+        clock: clock.clone(),
+        ..OrderOptions::default()
+    })
+    .await;
+    app.place(1).await;
+    app.place(2).await;
+    let feed = &app.service.state.feed;
+    let peer: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let none = axum::http::HeaderMap::new();
+    assert!(
+        feed.answer_head("/order/feed", &none, peer).is_none(),
+        "a head not rendered yet is the router's to render"
+    );
+    let cases: [(&str, &[(&str, &str)]); 5] = [
+        ("/order/feed", &[]),
+        ("/order/feed", &[("accept-encoding", "zstd")]),
+        (
+            "/order/feed",
+            &[("accept", "application/cloudevents-batch+json")],
+        ),
+        ("/order/feed/inline", &[("accept-encoding", "gzip")]),
+        ("/order/feed/events", &[]),
+    ];
+    for (path, headers) in cases {
+        let routed_path = format!("{path}?via=router");
+        let first = app.get_with(&routed_path, headers).await;
+        assert_eq!(first.status, 200, "{path} {headers:?}");
+        let answered = app.get_with(path, headers).await;
+        let routed = app.get_with(&routed_path, headers).await;
+        assert_same(&answered, &routed, path, headers);
+
+        let etag = answered.header("etag").expect("an ETag").to_owned();
+        let conditional: Vec<(&str, &str)> = headers
+            .iter()
+            .copied()
+            .chain([("if-none-match", etag.as_str())])
+            .collect();
+        let answered = app.get_with(path, &conditional).await;
+        let routed = app.get_with(&routed_path, &conditional).await;
+        assert_eq!(answered.status, 304, "{path} {headers:?}");
+        assert_same(&answered, &routed, path, headers);
+    }
+    assert!(feed.answer_head("/order/feed", &none, peer).is_some());
+    let mut long_poll = none.clone();
+    long_poll.insert("prefer", "wait=5".parse().unwrap());
+    assert!(
+        feed.answer_head("/order/feed", &long_poll, peer).is_none(),
+        "a long poll is the handler's"
+    );
+    let mut unacceptable = none.clone();
+    unacceptable.insert("accept", "text/csv".parse().unwrap());
+    assert!(feed
+        .answer_head("/order/feed", &unacceptable, peer)
+        .is_none());
+    assert!(feed
+        .answer_head("/order/feed/archive/1", &none, peer)
+        .is_none());
+    assert_eq!(
+        app.get_with("/order/feed", &[("accept", "text/csv")])
+            .await
+            .status,
+        406
+    );
+}
+
+/// Same status, body and headers, but for the request id (each its own) and `Date`.
+fn assert_same(
+    answered: &crate::helpers::Reply,
+    routed: &crate::helpers::Reply,
+    path: &str,
+    headers: &[(&str, &str)],
+) {
+    let what = format!("{path} {headers:?}");
+    assert_eq!(answered.status, routed.status, "{what}");
+    assert_eq!(answered.body, routed.body, "{what}");
+    let own = |r: &crate::helpers::Reply| {
+        let mut all: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(name, _)| *name != "date" && *name != "x-request-id")
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(own(answered), own(routed), "{what}");
+    let id = |r: &crate::helpers::Reply| r.header("x-request-id").map(str::to_owned);
+    assert!(
+        id(answered).is_some() && id(answered) != id(routed),
+        "{what}"
+    );
+}

@@ -9,6 +9,7 @@
 
 mod compress;
 mod conditional;
+mod head_values;
 mod negotiate;
 mod paging;
 mod readers;
@@ -32,6 +33,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use conditional::{not_modified, requested_wait, Validators, MAX_WAIT_SECS};
+use head_values::HeadValues;
 pub use negotiate::{Encoding, NotAcceptable, Representation};
 pub use paging::{PageSize, Position};
 use readers::Readers;
@@ -312,7 +314,14 @@ struct Inner {
     /// The task writing the readers, awaited before the database closes so that its last
     /// flush (on shutdown) is not cut off.
     reader_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Tells this publisher's values from others' in [`head_values`], kept per thread.
+    id: u64,
+    /// Each representation's own head URL (`Content-Location` of a negotiated head).
+    locations: [HeaderValue; 3],
 }
+
+/// The next [`Inner::id`].
+static NEXT_PUBLISHER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The subscription document at one position: rendered once, by whichever request comes first.
 type HeadCell = tokio::sync::OnceCell<Arc<Rendered>>;
@@ -344,6 +353,8 @@ impl Publisher {
         let newest = store::newest(&db).await?;
         let clock_for_readers = clock.clone();
         let reader_expiry = settings.reader_expiry;
+        let locations =
+            Representation::ALL.map(|r| header_value(&format!("{}{}", settings.path, r.segment())));
         Ok(Publisher {
             inner: Arc::new(Inner {
                 settings,
@@ -358,6 +369,8 @@ impl Publisher {
                 readers: Readers::new(clock_for_readers, reader_expiry),
                 reader_series: Mutex::default(),
                 reader_task: Mutex::default(),
+                id: NEXT_PUBLISHER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                locations,
             }),
         })
     }
@@ -630,13 +643,71 @@ impl Publisher {
                 _ = shutdown.cancelled() => break response,
             }
         };
+        self.finish_head(&mut response, None, wait, only, representation);
+        Ok(response)
+    }
+
+    /// The head's response from memory, without waiting: a `304`, or a `200` of the page
+    /// already rendered for the current head; `None` when it would have to wait or render.
+    /// See [`crate::http::Hold::answer`].
+    pub fn answer_head(
+        &self,
+        path: &str,
+        request: &HeaderMap,
+        peer: std::net::SocketAddr,
+    ) -> Option<Response> {
+        let only = self.head_path(path)?;
+        // A long poll, or a `Prefer` the handler refuses, is the handler's.
+        if !matches!(requested_wait(request, None), Ok(None)) {
+            return None;
+        }
+        let (representation, encoding) = negotiated(request, only).ok()?;
+        let HeadCheck { values, unchanged } = self.head_check(request, representation, encoding);
+        let mut response = if unchanged {
+            not_modified_response(values.quoted_value.clone(), values.sent.clone(), "no-cache")
+        } else {
+            let rendered = match &*lock(&self.inner.head_pages[representation.index()]) {
+                Some((at, cell)) if *at == values.position => cell.get()?.clone(),
+                _ => return None,
+            };
+            self.head_page_response(&rendered, encoding, values.sent.clone())
+        };
+        self.observe_reader(request, Some(peer.ip()));
+        let expires = Some(values.expires.clone());
+        self.finish_head(&mut response, expires, None, only, representation);
+        Some(response)
+    }
+
+    /// Which of the head's paths `path` is: `Some(None)` the negotiated one, `Some(Some(r))`
+    /// the one of representation `r`, `None` none of them.
+    fn head_path(&self, path: &str) -> Option<Option<Representation>> {
+        let rest = path.strip_prefix(self.inner.settings.path.as_str())?;
+        if rest.is_empty() {
+            return Some(None);
+        }
+        Representation::ALL
+            .into_iter()
+            .find(|r| r.segment() == rest)
+            .map(Some)
+    }
+
+    /// What every answer of the head carries, and its count in the feed's metrics.
+    /// `expires` is the current second's `X-Accel-Expires` if the caller has it at hand.
+    fn finish_head(
+        &self,
+        response: &mut Response,
+        expires: Option<HeaderValue>,
+        wait: Option<Duration>,
+        only: Option<Representation>,
+        representation: Representation,
+    ) {
         let h = response.headers_mut();
         if wait.is_none() {
             // For an nginx cache in front: keep this head until the end of the current second
             // at most (its own validity is whole seconds; `proxy_cache_valid 1s` would keep a
             // page one to two seconds). Clients see `Cache-Control: no-cache` and revalidate.
-            let until = format!("@{}", self.inner.clock.now().timestamp());
-            h.insert("x-accel-expires", header_value(&until));
+            let expires = expires.unwrap_or_else(|| expires_at(self.inner.clock.now().timestamp()));
+            h.insert("x-accel-expires", expires);
         }
         if let Some(w) = wait {
             // RFC 7240 §3: tell the client its preference was honoured.
@@ -644,13 +715,14 @@ impl Publisher {
             h.insert("preference-applied", header_value(&applied));
         }
         if only.is_none() && representation != Representation::Atom {
-            let own = format!("{}{}", self.inner.settings.path, representation.segment());
-            h.insert(header::CONTENT_LOCATION, header_value(&own));
+            h.insert(
+                header::CONTENT_LOCATION,
+                self.inner.locations[representation.index()].clone(),
+            );
         }
         self.inner
             .metrics
             .count("head", label(representation), response.status());
-        Ok(response)
     }
 
     async fn head_response(
@@ -659,27 +731,33 @@ impl Publisher {
         representation: Representation,
         encoding: Encoding,
     ) -> Result<Response, Error> {
-        let check = self.head_check(request, representation, encoding);
-        if check.unchanged {
+        let HeadCheck { values, unchanged } = self.head_check(request, representation, encoding);
+        if unchanged {
             return Ok(not_modified_response(
-                header_value(&check.quoted),
-                check.sent,
+                values.quoted_value.clone(),
+                values.sent.clone(),
                 "no-cache",
             ));
         }
-        let HeadCheck {
-            position,
-            etag,
-            sent,
-            ..
-        } = check;
+        let (position, etag, sent) = (values.position, values.etag.clone(), values.sent.clone());
+        drop(values);
         let rendered = self.head_page(representation, position, etag).await?;
+        Ok(self.head_page_response(&rendered, encoding, sent))
+    }
+
+    /// A `200` of the head page `rendered`, in `encoding` if it asked for one.
+    fn head_page_response(
+        &self,
+        rendered: &Rendered,
+        encoding: Encoding,
+        last_modified: Option<HeaderValue>,
+    ) -> Response {
         let (body, encoding) = rendered.body(encoding, &self.inner.metrics);
-        let mut response = self.page_response(&rendered, body, encoding, "no-cache");
-        if let Some(lm) = sent {
+        let mut response = self.page_response(rendered, body, encoding, "no-cache");
+        if let Some(lm) = last_modified {
             response.headers_mut().insert(header::LAST_MODIFIED, lm);
         }
-        Ok(response)
+        response
     }
 
     /// The head's validators for one representation and encoding, and whether `request`
@@ -691,26 +769,40 @@ impl Publisher {
         encoding: Encoding,
     ) -> HeadCheck {
         let head = *self.inner.head.borrow();
-        let size = self.inner.page_size;
-        let etag = format!("h{}{}-{}", representation.tag(), size.get(), head.position);
-        let lm_secs = (head.position > 0).then(|| head.updated_us.div_euclid(1_000_000));
         let now = self.inner.clock.now().timestamp();
-        let quoted = quoted_etag(&etag, encoding);
+        let key =
+            self.inner.id << 8 | (representation.index() as u64) << 2 | encoding.index() as u64;
+        let values = head_values::kept(key, head.position, now, || {
+            let etag = format!(
+                "h{}{}-{}",
+                representation.tag(),
+                self.inner.page_size.get(),
+                head.position
+            );
+            let quoted = quoted_etag(&etag, encoding);
+            let last_modified = (head.position > 0).then(|| head.updated_us.div_euclid(1_000_000));
+            HeadValues {
+                position: head.position,
+                second: now,
+                quoted_value: header_value(&quoted),
+                etag,
+                quoted,
+                last_modified,
+                second_is_ambiguous: head.position > 1
+                    && Some(head.prev_updated_us.div_euclid(1_000_000)) == last_modified,
+                sent: last_modified.map(|secs| http_date(settled_second(secs, now))),
+                expires: expires_at(now),
+            }
+        });
         let validators = Validators {
-            etag: &quoted,
-            last_modified: lm_secs,
-            second_is_ambiguous: head.position > 1
-                && Some(head.prev_updated_us.div_euclid(1_000_000)) == lm_secs,
+            etag: &values.quoted,
+            last_modified: values.last_modified,
+            second_is_ambiguous: values.second_is_ambiguous,
             now,
         };
-        let unchanged = not_modified(request, validators);
-        let sent = lm_secs.map(|secs| http_date(settled_second(secs, now)));
         HeadCheck {
-            position: head.position,
-            etag,
-            quoted,
-            sent,
-            unchanged,
+            unchanged: not_modified(request, validators),
+            values,
         }
     }
 
@@ -726,16 +818,7 @@ impl Publisher {
         peer: std::net::SocketAddr,
     ) -> Option<BoxFuture<'static, ()>> {
         // A query (`?wait=`) is left to the handler: only the header form is held.
-        let path = target.strip_prefix(self.inner.settings.path.as_str())?;
-        let only = if path.is_empty() {
-            None
-        } else {
-            Some(
-                Representation::ALL
-                    .into_iter()
-                    .find(|r| r.segment() == path)?,
-            )
-        };
+        let only = self.head_path(target)?;
         let wait = requested_wait(request, None).ok()??;
         let (representation, encoding) = negotiated(request, only).ok()?;
         // Subscribe before looking at the head, so a commit in between is not missed.
@@ -1040,11 +1123,13 @@ const VARY: &str = "Accept, Accept-Encoding";
 
 /// What [`Publisher::head_check`] found.
 struct HeadCheck {
-    position: Position,
-    etag: String,
-    quoted: String,
-    sent: Option<HeaderValue>,
+    values: Arc<HeadValues>,
     unchanged: bool,
+}
+
+/// `X-Accel-Expires` for the end of second `now`.
+fn expires_at(now: i64) -> HeaderValue {
+    header_value(&format!("@{now}"))
 }
 
 impl crate::http::Hold for Publisher {
@@ -1059,6 +1144,15 @@ impl crate::http::Hold for Publisher {
             return None;
         }
         Publisher::hold(self, target, headers, peer)
+    }
+
+    fn answer(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        peer: std::net::SocketAddr,
+    ) -> Option<Response> {
+        self.answer_head(path, headers, peer)
     }
 }
 

@@ -129,6 +129,10 @@ impl Encoding {
         }
     }
 
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
     /// Appended to the identity body's `ETag`: each coding is other bytes, so it gets its own
     /// strong validator (RFC 9110 §8.8.3).
     pub(crate) fn etag_suffix(self) -> &'static str {

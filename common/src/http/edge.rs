@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use super::server::{Connections, HeldFor, Hold};
 use super::Problem;
+use crate::metrics::HttpMetrics;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -73,6 +74,7 @@ pub struct Edge<S> {
     ids: Arc<RequestIds>,
     connections: Connections,
     hold: Option<Arc<dyn Hold>>,
+    metrics: Option<HttpMetrics>,
     timeout: Duration,
     body_limit: usize,
 }
@@ -84,14 +86,17 @@ impl<S> Edge<S> {
             ids: Arc::new(RequestIds::new()),
             connections: Connections::default(),
             hold: None,
+            metrics: None,
             timeout,
             body_limit,
         }
     }
 
-    /// Counts the connections it is served on in `connections` (a service's metrics).
-    pub fn counting(mut self, connections: Connections) -> Edge<S> {
-        self.connections = connections;
+    /// Counts the connections it is served on, and the requests it answers without the router
+    /// (see [`Hold::answer`]), in a service's metrics.
+    pub fn metered(mut self, metrics: HttpMetrics) -> Edge<S> {
+        self.connections = metrics.connections();
+        self.metrics = Some(metrics);
         self
     }
 
@@ -116,6 +121,70 @@ impl<S> Edge<S> {
     pub fn connections(&self) -> &Connections {
         &self.connections
     }
+
+    /// The response to `request` from memory, if [`Hold::answer`] has one: with its request
+    /// id, its log line and its route metrics, as the router's responses get them. Only a `GET`
+    /// without query or body is offered; such a request never reaches the body limit, and an
+    /// answer is there at once, well inside the timeout.
+    pub fn answer<B: http_body::Body>(
+        &self,
+        request: &axum::http::Request<B>,
+        peer: std::net::SocketAddr,
+    ) -> Option<Response> {
+        let hold = self.hold.as_ref()?;
+        if request.method() != axum::http::Method::GET
+            || request.uri().query().is_some()
+            || !request.body().is_end_stream()
+        {
+            return None;
+        }
+        let path = request.uri().path();
+        let started = Instant::now();
+        let mut response = hold.answer(path, request.headers(), peer)?;
+        let id = self.request_id(request.headers());
+        if tracing::enabled!(tracing::Level::INFO) {
+            let span = request_span(request.method(), path, &id);
+            let _entered = span.enter();
+            finished(&response, started);
+        }
+        response.headers_mut().insert(X_REQUEST_ID, id);
+        if let Some(metrics) = &self.metrics {
+            metrics.record(
+                request.method(),
+                path,
+                response.status().as_u16(),
+                started.elapsed(),
+            );
+        }
+        Some(response)
+    }
+
+    /// The client's request id, or a new one.
+    fn request_id(&self, headers: &axum::http::HeaderMap) -> HeaderValue {
+        match headers.get(X_REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => self.ids.next(),
+        }
+    }
+}
+
+/// The span of one request's log line.
+fn request_span(method: &axum::http::Method, path: &str, id: &HeaderValue) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %method,
+        path = %path,
+        request_id = %String::from_utf8_lossy(id.as_bytes()),
+    )
+}
+
+/// The log line of a request answered with `response`, `started` when it was read.
+fn finished(response: &Response, started: Instant) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "finished processing request"
+    );
 }
 
 impl<S> Edge<S>
@@ -174,12 +243,7 @@ where
         let page_for = crate::ui::section_of(request.uri().path());
         let logging = tracing::enabled!(tracing::Level::INFO);
         let span = if logging {
-            tracing::info_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                request_id = %String::from_utf8_lossy(id.as_bytes()),
-            )
+            request_span(request.method(), request.uri().path(), &id)
         } else {
             tracing::Span::none()
         };
@@ -212,11 +276,7 @@ where
                 }
                 response.headers_mut().insert(X_REQUEST_ID, id);
                 if let Some(started) = started {
-                    tracing::info!(
-                        status = response.status().as_u16(),
-                        latency_us = started.elapsed().as_micros() as u64,
-                        "finished processing request"
-                    );
+                    finished(&response, started);
                 }
                 Ok(response)
             }
@@ -460,5 +520,76 @@ mod tests {
         ] {
             assert!(line.contains(part), "{part} missing in {line}");
         }
+    }
+
+    /// Answers a `GET /memo` from memory: what [`Edge::answer`] is offered.
+    struct Memo;
+
+    impl Hold for Memo {
+        fn hold(
+            &self,
+            _: &axum::http::Method,
+            _: &str,
+            _: &axum::http::HeaderMap,
+            _: std::net::SocketAddr,
+        ) -> Option<BoxFuture<'static, ()>> {
+            None
+        }
+
+        fn answer(
+            &self,
+            path: &str,
+            _: &axum::http::HeaderMap,
+            _: std::net::SocketAddr,
+        ) -> Option<Response> {
+            (path == "/memo").then(|| Response::new(Body::from("from memory")))
+        }
+    }
+
+    /// An answer from memory gets a request id (the client's, if it sent one) and is counted
+    /// under its route, like a routed request; only a `GET` without query or body is offered.
+    #[tokio::test]
+    async fn an_answer_from_memory_gets_a_request_id_and_its_metrics() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = HttpMetrics::register(&mut registry);
+        let edge = app(Duration::from_secs(5))
+            .holding(Arc::new(Memo))
+            .metered(metrics);
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+
+        let answered = edge.answer(&get_("/memo"), peer).unwrap();
+        assert_eq!(answered.status(), StatusCode::OK);
+        assert!(answered.headers().contains_key(X_REQUEST_ID));
+        let mine = axum::http::Request::get("/memo")
+            .header(X_REQUEST_ID, "mine")
+            .body(Body::empty())
+            .unwrap();
+        let answered = edge.answer(&mine, peer).unwrap();
+        assert_eq!(answered.headers()[X_REQUEST_ID], "mine");
+
+        assert!(edge.answer(&get_("/memo?x=1"), peer).is_none());
+        assert!(edge.answer(&get_("/fast"), peer).is_none());
+        let with_body = axum::http::Request::get("/memo")
+            .body(Body::from("abc"))
+            .unwrap();
+        assert!(edge.answer(&with_body, peer).is_none());
+        let post = axum::http::Request::post("/memo")
+            .body(Body::empty())
+            .unwrap();
+        assert!(edge.answer(&post, peer).is_none());
+
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.lines().any(|l| l.starts_with("http_requests_total{")
+                && l.contains(r#"route="/memo""#)
+                && l.contains(r#"status="200""#)
+                && l.ends_with(" 2")),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"http_request_duration_seconds_count{method="GET",route="/memo"} 2"#),
+            "{text}"
+        );
     }
 }

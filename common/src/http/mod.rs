@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 mod edge;
 mod server;
+mod workers;
 
 pub use edge::{Edge, REQUEST_TIMEOUT, X_REQUEST_ID};
 pub use server::{serve, Connections, HeldFor, Hold, PARK_AFTER};

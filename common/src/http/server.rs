@@ -47,6 +47,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::workers::Workers;
 use super::App;
 
 /// How long a connection goes without a request before it leaves hyper.
@@ -68,6 +69,15 @@ pub trait Hold: Send + Sync + 'static {
         headers: &HeaderMap,
         peer: SocketAddr,
     ) -> Option<BoxFuture<'static, ()>>;
+
+    /// The response to a `GET` of `path` (no query, no body) when it can be given from memory
+    /// at once, without the router: the feed head's `304`, and its `200` once rendered. `None`
+    /// sends the request through the router as usual. The edge adds the request id, the log
+    /// line and the route metrics, counted under `path` itself: only a route without
+    /// parameters may be answered here.
+    fn answer(&self, _path: &str, _headers: &HeaderMap, _peer: SocketAddr) -> Option<Response> {
+        None
+    }
 }
 
 /// How long the request was held before hyper read it (a request extension): a long poll's
@@ -128,6 +138,7 @@ impl Connections {
 /// parked connections, lets in-flight requests finish, and returns once every connection is
 /// closed.
 pub async fn serve(listener: TcpListener, app: App, shutdown: CancellationToken) -> io::Result<()> {
+    let workers = Workers::get()?;
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -137,7 +148,17 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: CancellationToken)
         };
         match accepted {
             Ok((stream, peer)) => {
-                connections.spawn(connection(stream, peer, app.clone(), shutdown.clone()));
+                let served = connection(stream, peer, app.clone(), shutdown.clone());
+                match workers.pick() {
+                    Some((worker, seat)) => connections.spawn_on(
+                        async move {
+                            let _seat = seat;
+                            served.await
+                        },
+                        worker,
+                    ),
+                    None => connections.spawn(served),
+                };
             }
             // The client gave up before it was accepted: nothing to serve.
             Err(e) if is_per_connection(&e) => {}
@@ -168,6 +189,14 @@ fn is_per_connection(e: &io::Error) -> bool {
 
 /// One accepted socket, from accept to close: in hyper while it has requests, parked between.
 async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: CancellationToken) {
+    // Registered again with the reactor of the thread it is served on (see [`Workers`]).
+    let stream = match stream.into_std().and_then(TcpStream::from_std) {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "an accepted connection failed");
+            return;
+        }
+    };
     let counts = app.connections().clone();
     counts.open.inc();
     let activity = Arc::new(Activity::default());
@@ -333,22 +362,27 @@ async fn serve_until_idle(
     };
     let mut conn = http1::Builder::new().serve_connection(TokioIo::new(io), service);
     let mut tick = std::pin::pin!(tokio::time::sleep(PARK_AFTER));
+    // One wait for shutdown for the connection's time in hyper: a new one per wake-up would
+    // lock the token's waiter list twice per request, a lock every connection shares.
+    let mut stopping = std::pin::pin!(shutdown.cancelled());
     let mut seen = activity.started();
     let mut parking = false;
     let mut shutting_down = false;
     loop {
         tokio::select! {
             biased;
+            // Shutdown first: a response that becomes ready in the same wake-up then says
+            // `Connection: close`.
+            _ = &mut stopping, if !shutting_down => {
+                shutting_down = true;
+                Pin::new(&mut conn).graceful_shutdown();
+            }
             done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                 if let Err(e) = done {
                     tracing::debug!(%peer, error = %e, "connection failed");
                     return None;
                 }
                 break;
-            }
-            _ = shutdown.cancelled(), if !shutting_down => {
-                shutting_down = true;
-                Pin::new(&mut conn).graceful_shutdown();
             }
             _ = std::future::poll_fn(|cx| activity.poll_leave(cx)), if !parking && !shutting_down => {
                 // Answered a long poll: its client asks again at once, and is held parked.
@@ -460,29 +494,53 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Handler {
         if asks_to_wait(request.headers()) && keeps_alive(&request) {
             self.activity.leave.store(true, Ordering::Relaxed);
         }
+        let held = self.activity.take_held();
+        // A held request was a long poll: the router's, to wait for what is left of it.
+        if held.is_none() {
+            if let Some(response) = self.app.answer(&request, self.peer) {
+                return Responding {
+                    response: Pending::Answered(Some(response)),
+                    finished: Some(finished),
+                };
+            }
+        }
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.peer));
-        if let Some(held) = self.activity.take_held() {
+        if let Some(held) = held {
             request.extensions_mut().insert(held);
         }
         Responding {
-            response: self.app.respond(request),
+            response: Pending::Routed(self.app.respond(request)),
             finished: Some(finished),
         }
     }
 }
 
-/// The edge's future, its response's body carrying the request's [`Finished`].
+/// The response, its body carrying the request's [`Finished`].
 struct Responding {
-    response: BoxFuture<'static, Result<Response, Infallible>>,
+    response: Pending,
     finished: Option<Finished>,
+}
+
+/// A response given from memory, or the edge's future.
+enum Pending {
+    Answered(Option<Response>),
+    Routed(BoxFuture<'static, Result<Response, Infallible>>),
 }
 
 impl Future for Responding {
     type Output = Result<hyper::Response<TrackedBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Ok(response) = std::task::ready!(self.response.as_mut().poll(cx));
+        let response = match &mut self.response {
+            Pending::Answered(response) => response.take(),
+            Pending::Routed(routed) => {
+                let Ok(response) = std::task::ready!(routed.as_mut().poll(cx));
+                Some(response)
+            }
+        };
+        // Polled again after it was ready: hyper never does.
+        let response = response.unwrap_or_default();
         let finished = self.finished.take();
         Poll::Ready(Ok(response.map(|body| TrackedBody {
             body,
@@ -624,11 +682,20 @@ mod tests {
                 Box::pin(async move { release.notified().await }) as BoxFuture<'static, ()>
             })
         }
+
+        fn answer(&self, path: &str, _: &HeaderMap, _: SocketAddr) -> Option<Response> {
+            (path == "/answered").then(|| Response::new(Body::from("from memory")))
+        }
     }
 
     async fn start(release: Arc<Notify>) -> Server {
         let router = Router::new()
             .route("/fast", get(|| async { "ok" }))
+            .route("/answered", get(|| async { "from the router" }))
+            .route(
+                "/thread",
+                get(|| async { std::thread::current().name().unwrap_or("").to_owned() }),
+            )
             .route("/big", get(|| async { "x".repeat(BIG) }))
             .route(
                 "/held",
@@ -898,5 +965,58 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(server.connections.open(), 0);
+    }
+
+    /// Connections are served on the serving threads, not on the runtime that accepted them
+    /// (how they are spread is `workers::tests`: other tests share the threads).
+    #[tokio::test]
+    async fn connections_are_served_on_the_serving_threads() {
+        let server = start(Arc::default()).await;
+        for _ in 0..3 {
+            let mut stream = TcpStream::connect(server.addr).await.unwrap();
+            stream
+                .write_all(b"GET /thread HTTP/1.1\r\nhost: test\r\n\r\n")
+                .await
+                .unwrap();
+            let (_, name) = response(&mut stream).await;
+            assert!(name.starts_with("http-"), "served on {name:?}");
+        }
+    }
+
+    /// What the app answers from memory skips the router, and keeps its place among
+    /// pipelined requests; a query sends the same path to the router.
+    #[tokio::test]
+    async fn answers_from_memory_skip_the_router_and_keep_their_order() {
+        let server = start(Arc::default()).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(
+                b"GET /answered HTTP/1.1\r\nhost: test\r\n\r\n\
+                  GET /fast HTTP/1.1\r\nhost: test\r\n\r\n\
+                  GET /answered?x=1 HTTP/1.1\r\nhost: test\r\n\r\n\
+                  GET /answered HTTP/1.1\r\nhost: test\r\nx-request-id: mine\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let text = responses(&mut stream, 4, "from memory").await;
+        let answers: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+        let bodies: Vec<&str> = answers
+            .iter()
+            .map(|a| a.split("\r\n\r\n").nth(1).unwrap())
+            .collect();
+        let ids: Vec<Option<&str>> = answers
+            .iter()
+            .map(|a| {
+                a.lines()
+                    .find_map(|l| l.strip_prefix("x-request-id: "))
+                    .map(str::trim)
+            })
+            .collect();
+        assert_eq!(
+            bodies,
+            ["from memory", "ok", "from the router", "from memory"]
+        );
+        assert!(ids.iter().all(Option::is_some), "{ids:?}");
+        assert_eq!(ids[3], Some("mine"));
     }
 }
