@@ -7,6 +7,11 @@
 //! gap to nginx, whose workers each own their connections. Here a connection's socket is
 //! registered with its own thread's reactor and every task it spawns stays on that thread.
 //!
+//! Off by default (`HTTP_THREADS`): a request that hands work to a task on the main runtime
+//! and waits for its answer (an order placement and its group-committing writer) then crosses
+//! runtimes twice, each a wake-up of a parked thread; on SQLite that cost 10–23 % of the
+//! placement rate (BENCHMARKS.md), where the feed head gained about a third.
+//!
 //! The threads live as long as the process, shared by every [`super::serve`] in it: a database
 //! connection a handler opens (sqlx's Postgres pool) is registered with the reactor of the thread
 //! that opened it and may be used from any other, so a runtime must never be dropped while the
@@ -42,9 +47,31 @@ impl Drop for Seat {
 
 static WORKERS: Mutex<Option<Arc<Workers>>> = Mutex::new(None);
 
+/// How many serving threads: a number (`0`, the default, serves connections on the main
+/// runtime), or `cores` for one per core this process may use. Read once, by the first
+/// [`super::serve`] at start-up.
+pub const HTTP_THREADS: &str = "HTTP_THREADS";
+
+/// The serving threads `value` (of [`HTTP_THREADS`]) asks for.
+fn configured(value: Option<&str>) -> Result<usize, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(0),
+        Some("cores") => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n <= 1024)
+            .ok_or_else(|| {
+                format!(
+                    "{HTTP_THREADS}={n:?}: expected a number of threads up to 1024, or \"cores\""
+                )
+            }),
+    }
+}
+
 impl Workers {
-    /// The process's serving threads, started on first use: as many as the cores this process
-    /// may run on.
+    /// The process's serving threads, started on first use: as many as [`HTTP_THREADS`] says
+    /// (none by default: connections are then served on the runtime that accepts them).
     pub(super) fn get() -> io::Result<Arc<Workers>> {
         let mut workers = WORKERS
             .lock()
@@ -52,7 +79,8 @@ impl Workers {
         if let Some(workers) = workers.as_ref() {
             return Ok(workers.clone());
         }
-        let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let count = configured(std::env::var(HTTP_THREADS).ok().as_deref())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let started = Arc::new(Workers::start(count)?);
         *workers = Some(started.clone());
         Ok(started)
@@ -85,6 +113,12 @@ impl Workers {
             load: worker.load.clone(),
         };
         Some((&worker.handle, seat))
+    }
+
+    /// Whether connections are served where they are accepted.
+    #[cfg(test)]
+    pub(super) fn workers_empty(&self) -> bool {
+        self.workers.is_empty()
     }
 
     fn least_loaded(&self) -> Option<usize> {
@@ -126,8 +160,15 @@ mod tests {
     }
 
     #[test]
-    fn there_is_a_thread_per_core() {
+    fn the_number_of_threads_is_configured_or_none() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(Workers::get().unwrap().workers.len(), cores);
+        assert_eq!(configured(None), Ok(0));
+        assert_eq!(configured(Some("")), Ok(0));
+        assert_eq!(configured(Some("cores")), Ok(cores));
+        assert_eq!(configured(Some(" 3 ")), Ok(3));
+        for bad in ["-1", "two", "1025", "2.5"] {
+            let e = configured(Some(bad)).unwrap_err();
+            assert!(e.starts_with("HTTP_THREADS=") && e.contains(bad), "{e}");
+        }
     }
 }
