@@ -148,17 +148,29 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: CancellationToken)
         };
         match accepted {
             Ok((stream, peer)) => {
-                let served = connection(stream, peer, app.clone(), shutdown.clone());
-                match workers.pick() {
-                    Some((worker, seat)) => connections.spawn_on(
-                        async move {
-                            let _seat = seat;
-                            served.await
-                        },
-                        worker,
-                    ),
-                    None => connections.spawn(served),
+                let (app, shutdown) = (app.clone(), shutdown.clone());
+                let Some((worker, seat)) = workers.pick() else {
+                    connections.spawn(connection(stream, peer, app, shutdown));
+                    continue;
                 };
+                // Registered again with the reactor of the thread it is served on.
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "an accepted connection failed");
+                        continue;
+                    }
+                };
+                let served = async move {
+                    let _seat = seat;
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => connection(stream, peer, app, shutdown).await,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "an accepted connection failed");
+                        }
+                    }
+                };
+                connections.spawn_on(served, worker);
             }
             // The client gave up before it was accepted: nothing to serve.
             Err(e) if is_per_connection(&e) => {}
@@ -189,14 +201,6 @@ fn is_per_connection(e: &io::Error) -> bool {
 
 /// One accepted socket, from accept to close: in hyper while it has requests, parked between.
 async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: CancellationToken) {
-    // Registered again with the reactor of the thread it is served on (see [`Workers`]).
-    let stream = match stream.into_std().and_then(TcpStream::from_std) {
-        Ok(stream) => stream,
-        Err(e) => {
-            tracing::debug!(%peer, error = %e, "an accepted connection failed");
-            return;
-        }
-    };
     let counts = app.connections().clone();
     counts.open.inc();
     let activity = Arc::new(Activity::default());
