@@ -14,14 +14,20 @@ fn http_date(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-/// One order placed at t0 + 100 ms; the server's clock then moves to t0 + 60 s.
-async fn app_with_one_order() -> (OrderApp, String) {
+/// An order service whose clock stands at t0 until the test moves it.
+async fn app_on_a_manual_clock() -> (OrderApp, Clock) {
     let clock = Clock::manual(t0());
     let app = spawn_order(OrderOptions {
         clock: clock.clone(),
         ..OrderOptions::default()
     })
     .await;
+    (app, clock)
+}
+
+/// One order placed at t0 + 100 ms; the server's clock then moves to t0 + 60 s.
+async fn app_with_one_order() -> (OrderApp, String) {
+    let (app, clock) = app_on_a_manual_clock().await;
     app.place(1).await;
     clock.set(t0() + Duration::seconds(60));
     let head = app.get("/order/feed").await;
@@ -98,12 +104,7 @@ async fn if_modified_since_alone_compares_with_the_newest_entry() {
 /// t0 + 700 ms, within the same second T. Its `If-Modified-Since: T` must not hide that entry.
 #[tokio::test]
 async fn an_entry_committed_in_the_same_second_as_a_poll_is_not_hidden_by_304() {
-    let clock = Clock::manual(t0());
-    let app = spawn_order(OrderOptions {
-        clock: clock.clone(),
-        ..OrderOptions::default()
-    })
-    .await;
+    let (app, clock) = app_on_a_manual_clock().await;
     app.place(1).await;
     clock.set(t0() + Duration::milliseconds(200));
     let first_poll = app.get("/order/feed").await;
@@ -137,12 +138,7 @@ async fn an_entry_committed_in_the_same_second_as_a_poll_is_not_hidden_by_304() 
 /// its copy's date) cannot then hide an entry committed later within that second.
 #[tokio::test]
 async fn the_heads_date_is_never_the_current_second() {
-    let clock = Clock::manual(t0());
-    let app = spawn_order(OrderOptions {
-        clock: clock.clone(),
-        ..OrderOptions::default()
-    })
-    .await;
+    let (app, clock) = app_on_a_manual_clock().await;
     app.place(1).await;
     clock.set(t0() + Duration::milliseconds(500));
 
@@ -198,12 +194,8 @@ async fn a_304_reads_nothing_from_the_database() {
 /// coding. A query sends the same request through the router instead.
 #[tokio::test]
 async fn the_head_answered_from_memory_is_the_routers_answer() {
-    let clock = Clock::manual(t0());
-    let app = spawn_order(OrderOptions {
-        clock: clock.clone(),
-        ..OrderOptions::default()
-    })
-    .await;
+    // Frozen at t0: the answers compared fall in one second (`X-Accel-Expires`).
+    let (app, _clock) = app_on_a_manual_clock().await;
     app.place(1).await;
     app.place(2).await;
     let feed = &app.service.state.feed;
