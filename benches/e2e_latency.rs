@@ -32,6 +32,7 @@ async fn measure(label: &str, long_poll: Duration, samples: usize) -> Vec<Durati
         &order::Settings {
             database_url: database_url(dir.path(), &format!("order_{label}")),
             feed_page_size: None,
+            feed_store_archives: true,
         },
         Clock::System,
         shutdown.clone(),

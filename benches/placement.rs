@@ -23,6 +23,7 @@ fn main() {
         let settings = order::Settings {
             database_url: url.clone(),
             feed_page_size: None,
+            feed_store_archives: true,
         };
         let service =
             order::OrderService::build(&settings, Clock::System, CancellationToken::new())

@@ -41,6 +41,9 @@ pub struct Config {
     /// unset; an existing feed keeps its size and refuses a different one.
     #[arg(long, env = "FEED_PAGE_SIZE")]
     pub feed_page_size: Option<i64>,
+    /// Keep each full archive page rendered in the database (default true; see `order`).
+    #[arg(long, env = "FEED_STORE_ARCHIVES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub feed_store_archives: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -84,6 +87,7 @@ impl Services {
         let order_settings = order::Settings {
             database_url: sqlite_url(dir, "order"),
             feed_page_size: config.feed_page_size,
+            feed_store_archives: config.feed_store_archives,
         };
         let order = OrderService::build(&order_settings, Clock::System, shutdown.clone()).await?;
         let consumer = ConsumerArgs::for_feed(feed_url);

@@ -105,6 +105,12 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // Not a ping before each use: that is a round trip per statement (to SQLite's
+            // worker thread, to the Postgres server), a fifth of the order service's CPU when
+            // serving stored archive pages. A connection that died is found by the statement
+            // that uses it, which fails like any database error (the caller retries or
+            // answers 503) and the pool drops that connection.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -80,6 +80,11 @@ pub struct Settings {
     /// an existing feed keeps its size and refuses a different one.
     #[arg(long, env = "FEED_PAGE_SIZE", value_parser = parse_page_size)]
     pub feed_page_size: Option<i64>,
+    /// Render each full archive page once, shortly after it fills, and keep it in the
+    /// database (`true`, the default: about 200 bytes per entry); `false` renders archive
+    /// pages from their entries when first asked for after each start.
+    #[arg(long, env = "FEED_STORE_ARCHIVES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub feed_store_archives: bool,
 }
 
 fn parse_page_size(s: &str) -> Result<i64, String> {
@@ -153,6 +158,7 @@ impl OrderService {
             path: "/order/feed".to_owned(),
             page_size,
             reader_expiry: common::feed::READER_EXPIRY,
+            store_archives: settings.feed_store_archives,
         };
         let mut registry = Registry::default();
         let http_metrics = HttpMetrics::register(&mut registry);
@@ -160,6 +166,7 @@ impl OrderService {
         let feed = Publisher::open(db.clone(), feed_settings, clock.clone(), feed_metrics).await?;
         feed.follow_other_writers(shutdown.clone()).await?;
         feed.track_readers(shutdown.clone()).await?;
+        feed.keep_archives(shutdown.clone());
         let catalog = Arc::new(catalog::Catalog::load(&db).await?);
         let placer = placer::Placer::start(placer::Writer {
             db: db.clone(),
@@ -185,6 +192,7 @@ impl OrderService {
     /// database.
     pub async fn close(&self) {
         self.state.feed.readers_written().await;
+        self.state.feed.archives_written().await;
         self.state.db.close().await;
     }
 

@@ -41,5 +41,9 @@ pub async fn seed(state: &AppState, count: u64) -> Result<u64, Error> {
         state.feed.append(tx, &entries).await?.commit().await?;
         done += n as u64;
     }
+    // What the archiver would have stored while these orders were placed one by one.
+    if state.feed.settings().store_archives {
+        state.feed.store_archives().await?;
+    }
     Ok(done)
 }

@@ -16,6 +16,7 @@ async fn all_in_one_serves_the_whole_flow_on_one_port() {
         bind: listener.local_addr().unwrap(),
         data_dir: dir.path().join("data"),
         feed_page_size: Some(20),
+        feed_store_archives: true,
         command: None,
     };
     let shutdown = CancellationToken::new();

@@ -240,6 +240,7 @@ async fn the_page_size_of_an_existing_feed_cannot_change() {
     let settings = |size: Option<i64>| order::Settings {
         database_url: db.url.clone(),
         feed_page_size: size,
+        feed_store_archives: true,
     };
     let other = order::OrderService::build(
         &settings(Some(7)),

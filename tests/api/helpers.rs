@@ -90,6 +90,8 @@ pub struct OrderOptions {
     /// Serve on this address (to stand in for another service at the same URL); port 0 when
     /// unset.
     pub addr: Option<SocketAddr>,
+    /// `FEED_STORE_ARCHIVES` (true, as in production, unless set).
+    pub store_archives: bool,
 }
 
 impl Default for OrderOptions {
@@ -98,6 +100,7 @@ impl Default for OrderOptions {
             page_size: 5,
             clock: Clock::System,
             addr: None,
+            store_archives: true,
         }
     }
 }
@@ -111,6 +114,7 @@ pub async fn spawn_order_on(db: TestDb, options: OrderOptions) -> OrderApp {
     let settings = order::Settings {
         database_url: db.url.clone(),
         feed_page_size: Some(options.page_size),
+        feed_store_archives: options.store_archives,
     };
     let shutdown = CancellationToken::new();
     let service = OrderService::build(&settings, options.clock.clone(), shutdown.clone())

@@ -105,6 +105,7 @@ async fn start_all_in_one(
         bind: listener.local_addr().unwrap(),
         data_dir: data.to_owned(),
         feed_page_size: Some(5),
+        feed_store_archives: true,
         command: None,
     };
     let shutdown = CancellationToken::new();

@@ -352,6 +352,21 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The sum of a metric's samples (an unlabelled counter's value).
+async fn counter(order: &OrderApp, metric: &str) -> f64 {
+    let text = order.get("/order/metrics").await.text();
+    let metrics = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    metrics
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
 async fn compressions(order: &OrderApp, encoding: &str) -> f64 {
     let text = order.get("/order/metrics").await.text();
     let metrics = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
@@ -434,8 +449,10 @@ async fn compressed_pages_have_their_own_validators_and_are_coded_once() {
 /// page is kept in the coding asked for, about a tenth of its size).
 #[tokio::test]
 async fn a_backlog_of_archive_pages_is_coded_once_and_kept() {
+    // Not stored by the archiver: every page is rendered and coded on its first request.
     let order = spawn_order(OrderOptions {
         page_size: 1,
+        store_archives: false,
         ..OrderOptions::default()
     })
     .await;
@@ -459,6 +476,152 @@ async fn a_backlog_of_archive_pages_is_coded_once_and_kept() {
         let coded = compressions(&order, "zstd").await - before;
         assert_eq!(coded, 600.0, "after pass {pass}: each page coded once");
     }
+    assert_eq!(counter(&order, "feed_archive_renders_total").await, 600.0);
+}
+
+/// Every archive page in every representation and coding, with what a client sees of it.
+async fn every_archive_page(order: &OrderApp, pages: i64) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    for segment in ["", "/inline", "/events"] {
+        for n in 1..=pages {
+            for coding in ["identity", "gzip", "zstd"] {
+                let path = format!("/order/feed{segment}/archive/{n}");
+                let r = raw_get(order, &path, &[("accept-encoding", coding)]).await;
+                assert_eq!(r.status, 200, "{path} {coding}");
+                let headers: Vec<String> = [
+                    "content-type",
+                    "content-encoding",
+                    "etag",
+                    "last-modified",
+                    "link",
+                    "cache-control",
+                    "vary",
+                ]
+                .iter()
+                .map(|h| format!("{h}: {:?}", r.header(h)))
+                .collect();
+                seen.push((format!("{path} {coding}"), headers.join("\n")));
+                seen.push((format!("{path} {coding} body"), format!("{:?}", r.body)));
+            }
+        }
+    }
+    seen
+}
+
+/// Archive pages stored by the archiver are served after a restart without reading or
+/// rendering their entries again, byte for byte and header for header what rendering gives.
+#[tokio::test]
+async fn stored_archive_pages_are_served_as_rendered_without_rendering_again() {
+    let options = || OrderOptions {
+        page_size: 2,
+        store_archives: false,
+        ..OrderOptions::default()
+    };
+    let order = spawn_order(options()).await;
+    for i in 0..13 {
+        order.place(1 + i % 4).await;
+    }
+    assert_eq!(order.cancel(3).await.status, StatusCode::OK);
+    // 14 entries: 7 full pages, rendered from their entries for each representation and
+    // coding (the memory keeps each page in the coding asked for only).
+    let rendered = every_archive_page(&order, 7).await;
+    assert_eq!(counter(&order, "feed_archive_renders_total").await, 63.0);
+    let db = order.stop().await;
+
+    let order = crate::helpers::spawn_order_on(
+        db.shared(),
+        OrderOptions {
+            store_archives: true,
+            ..options()
+        },
+    )
+    .await;
+    // The archiver may have begun on its own; either way every page ends up stored once.
+    order.service.state.feed.store_archives().await.unwrap();
+    assert_eq!(
+        counter(&order, "feed_archive_pages_stored_total").await,
+        7.0
+    );
+    order.stop().await;
+
+    let order = crate::helpers::spawn_order_on(db.shared(), options()).await;
+    let zstd_before = compressions(&order, "zstd").await;
+    let served = every_archive_page(&order, 7).await;
+    for ((what, a), (_, b)) in rendered.iter().zip(&served) {
+        assert_eq!(a, b, "{what}: stored and served as rendered");
+    }
+    assert_eq!(rendered.len(), served.len());
+    assert_eq!(
+        counter(&order, "feed_archive_renders_total").await,
+        0.0,
+        "no page rendered from its entries"
+    );
+    assert_eq!(
+        compressions(&order, "zstd").await - zstd_before,
+        0.0,
+        "zstd bodies sent as stored"
+    );
+    drop(db);
+}
+
+/// Runs `sql` on the database at `url`, returning the rows it changed.
+async fn run_sql(url: &str, sql: &str) -> u64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let done = sqlx::query(sql).execute(&pool).await.unwrap();
+    pool.close().await;
+    done.rows_affected()
+}
+
+/// A stored page is served only when it can be trusted: one whose body does not decode is
+/// rendered from its entries instead, and pages stored under another layout (an older
+/// rendering, another title or path) are never served and are deleted by the archiver.
+#[tokio::test]
+async fn stored_pages_that_cannot_be_trusted_are_rendered_from_their_entries() {
+    let options = |store_archives| OrderOptions {
+        page_size: 2,
+        store_archives,
+        ..OrderOptions::default()
+    };
+    let order = spawn_order(options(true)).await;
+    for i in 0..4 {
+        order.place(1 + i % 4).await;
+    }
+    order.service.state.feed.store_archives().await.unwrap();
+    let expected = raw_get(&order, "/order/feed/inline/archive/1", &[]).await;
+    let db = order.stop().await;
+    let broken = "UPDATE feed_archive_pages SET body = CAST('not zstd' AS BLOB) \
+                  WHERE number = 1 AND representation = 'inline'";
+    let broken = if crate::helpers::on_postgres() {
+        broken.replace("BLOB", "BYTEA")
+    } else {
+        broken.to_owned()
+    };
+    assert_eq!(run_sql(&db.url, &broken).await, 1);
+
+    let order = crate::helpers::spawn_order_on(db.shared(), options(false)).await;
+    let again = raw_get(&order, "/order/feed/inline/archive/1", &[]).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, expected.body, "rendered again: the same bytes");
+    assert_eq!(again.header("etag"), expected.header("etag"));
+    assert_eq!(counter(&order, "feed_archive_renders_total").await, 1.0);
+    order.stop().await;
+
+    let old = "UPDATE feed_archive_pages SET layout = '0-old'";
+    assert_eq!(run_sql(&db.url, old).await, 6, "2 pages, 3 representations");
+    let order = crate::helpers::spawn_order_on(db.shared(), options(false)).await;
+    let page = raw_get(&order, "/order/feed/archive/2", &[]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(counter(&order, "feed_archive_renders_total").await, 1.0);
+    order.stop().await;
+    let order = crate::helpers::spawn_order_on(db.shared(), options(true)).await;
+    let left = "DELETE FROM feed_archive_pages WHERE layout = '0-old'";
+    assert_eq!(
+        run_sql(&db.url, left).await,
+        0,
+        "deleted when the archiver started"
+    );
+    order.stop().await;
 }
 
 /// A page compressed to a few kilobytes that decodes to more than the consumer's page limit

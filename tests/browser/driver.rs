@@ -27,6 +27,7 @@ impl App {
             bind: listener.local_addr().unwrap(),
             data_dir: dir.path().join("data"),
             feed_page_size: None,
+            feed_store_archives: true,
             command: None,
         };
         let shutdown = CancellationToken::new();

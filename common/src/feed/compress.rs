@@ -44,7 +44,29 @@ fn encode_reserved(encoding: Encoding, body: &[u8]) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// A zstd `body` that decodes to exactly `size` bytes (a stored archive page), decoded.
+pub fn decode_zstd(body: &[u8], size: usize) -> Result<Vec<u8>, Error> {
+    let decoded = UNZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new().map_err(Error::Compress)?),
+        };
+        decompressor.decompress(body, size).map_err(Error::Compress)
+    })?;
+    if decoded.len() != size {
+        return Err(Error::Compress(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("decoded {} bytes, expected {size}", decoded.len()),
+        )));
+    }
+    Ok(decoded)
+}
+
 thread_local! {
+    /// One zstd decoding context per thread, reused, for the same reason.
+    static UNZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
     /// One zstd context per thread, reused: creating one allocates and zeroes about a megabyte
     /// of tables, which cost more than compressing a 20-entry page (a catch-up profile had the
     /// order service 5 % in `memset` and `ZSTD_createCCtx`).
@@ -75,5 +97,27 @@ mod tests {
         let zst = encode(Encoding::Zstd, &other).unwrap();
         assert_eq!(zstd::bulk::decompress(&zst, other.len()).unwrap(), other);
         assert_eq!(encode(Encoding::Identity, &body).unwrap(), body);
+    }
+
+    #[test]
+    fn a_stored_body_decodes_to_its_size_or_is_refused() {
+        let body = "<entry>".repeat(700).into_bytes();
+        let zst = encode(Encoding::Zstd, &body).unwrap();
+        assert_eq!(decode_zstd(&zst, body.len()).unwrap(), body);
+        // Twice on one thread: the reused context starts afresh.
+        assert_eq!(decode_zstd(&zst, body.len()).unwrap(), body);
+        assert!(
+            decode_zstd(&zst, body.len() - 1).is_err(),
+            "larger than said"
+        );
+        assert!(
+            decode_zstd(&zst, body.len() + 1).is_err(),
+            "smaller than said"
+        );
+        assert!(
+            decode_zstd(&zst[..zst.len() / 2], body.len()).is_err(),
+            "cut"
+        );
+        assert!(decode_zstd(b"not zstd", body.len()).is_err());
     }
 }

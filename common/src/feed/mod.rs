@@ -7,6 +7,7 @@
 //! each commit, so a poll of an unchanged feed is answered with `304` without touching the
 //! database.
 
+mod archives;
 mod compress;
 mod conditional;
 mod head_values;
@@ -16,6 +17,7 @@ mod readers;
 mod render;
 mod store;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -53,6 +55,9 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// rendering is deterministic). 32 MiB keeps a 100 000-entry backlog whole: an inline
 /// archive page of 20 entries is about 2 KB in zstd or gzip.
 const ARCHIVE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// How often the archiver stores the pages that filled: under a steady stream of placements,
+/// a few hundred pages in one transaction per second rather than one per page.
+const ARCHIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// How one feed is published.
 #[derive(Debug, Clone)]
@@ -70,6 +75,10 @@ pub struct FeedSettings {
     pub page_size: Option<PageSize>,
     /// A reader silent for this long is forgotten.
     pub reader_expiry: Duration,
+    /// Render each full archive page once, shortly after it fills, and keep it in the
+    /// database ([`Publisher::keep_archives`]); otherwise pages are rendered from their
+    /// entries when first asked for after a start. Stored pages are served either way.
+    pub store_archives: bool,
 }
 
 /// [`FeedSettings::reader_expiry`] unless configured: a day.
@@ -221,6 +230,8 @@ pub struct FeedMetrics {
     responses: Family<FeedLabels, Counter>,
     compressions: Family<CodingLabels, Counter>,
     head_renders: Family<RepresentationLabels, Counter>,
+    archive_renders: Counter,
+    archive_pages_stored: Counter,
     reader_behind: Family<ReaderLabels, Gauge>,
     reader_silence: Family<ReaderLabels, Gauge>,
 }
@@ -279,6 +290,18 @@ impl FeedMetrics {
              position, however many requests (long polls woken by one commit) ask for it",
             m.head_renders.clone(),
         );
+        registry.register(
+            "feed_archive_renders",
+            "Archive pages read from their entries and rendered to answer a request (in any \
+             representation): pages not yet stored, or every page when archives are not stored",
+            m.archive_renders.clone(),
+        );
+        registry.register(
+            "feed_archive_pages_stored",
+            "Archive pages rendered and kept in the database by the archiver, counted once per \
+             page with all its representations",
+            m.archive_pages_stored.clone(),
+        );
         m
     }
 
@@ -318,6 +341,14 @@ struct Inner {
     id: u64,
     /// Each representation's own head URL (`Content-Location` of a negotiated head).
     locations: [HeaderValue; 3],
+    /// What stored archive pages must have been rendered with to be served ([`archives::layout`]).
+    layout: String,
+    /// Every archive page up to this one is stored in each representation.
+    archived_through: AtomicI64,
+    /// Held while pages are stored, so that two callers do not render the same pages.
+    archiving: tokio::sync::Mutex<()>,
+    /// The archiver ([`Publisher::keep_archives`]), awaited before the database closes.
+    archiver_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The next [`Inner::id`].
@@ -351,6 +382,18 @@ impl Publisher {
             created_us,
         };
         let newest = store::newest(&db).await?;
+        let layout = archives::layout(&identity, &settings.path, page_size);
+        if settings.store_archives {
+            let forgotten = archives::forget_other_layouts(&db, &layout).await?;
+            if forgotten > 0 {
+                tracing::info!(
+                    pages = forgotten,
+                    "stored archive pages of another layout (title, path, page size or \
+                     rendering changed) deleted; they are rendered again"
+                );
+            }
+        }
+        let archived_through = archives::stored_through(&db, &layout).await?;
         let clock_for_readers = clock.clone();
         let reader_expiry = settings.reader_expiry;
         let locations =
@@ -369,8 +412,12 @@ impl Publisher {
                 readers: Readers::new(clock_for_readers, reader_expiry),
                 reader_series: Mutex::default(),
                 reader_task: Mutex::default(),
-                id: NEXT_PUBLISHER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                id: NEXT_PUBLISHER.fetch_add(1, Ordering::Relaxed),
                 locations,
+                layout,
+                archived_through: AtomicI64::new(archived_through),
+                archiving: tokio::sync::Mutex::new(()),
+                archiver_task: Mutex::default(),
             }),
         })
     }
@@ -987,7 +1034,8 @@ impl Publisher {
         ))
     }
 
-    /// An archive page in `encoding`, from the cache or rendered (and coded) now.
+    /// An archive page in `encoding`, from the cache, else as stored, else rendered (and
+    /// coded) now.
     async fn archive_page(
         &self,
         representation: Representation,
@@ -998,14 +1046,103 @@ impl Publisher {
         if let Some(hit) = lock(&self.inner.archives).get(&key) {
             return Ok(hit);
         }
-        let size = self.inner.page_size;
-        let (from, to) = size.range(page);
+        let archived = match self.stored_page(representation, page, encoding).await? {
+            Some(stored) => stored,
+            None => self.rendered_page(representation, page, encoding).await?,
+        };
+        let archived = Arc::new(archived);
+        lock(&self.inner.archives).put(key, archived.clone());
+        Ok(archived)
+    }
+
+    /// An archive page in `encoding` from its stored rendering; `None` when it is not stored
+    /// (yet), or its row cannot be decoded (then it is rendered again, and said).
+    async fn stored_page(
+        &self,
+        representation: Representation,
+        page: i64,
+        encoding: Encoding,
+    ) -> Result<Option<Archived>, Error> {
+        if page > self.inner.archived_through.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let found = archives::stored(&self.inner.db, representation, page, &self.inner.layout);
+        let Some(stored) = found.await? else {
+            return Ok(None);
+        };
+        let rendered = |body: Vec<u8>| {
+            Rendered::new(
+                representation,
+                Page {
+                    body,
+                    link_header: stored.link_header.clone(),
+                },
+                stored.etag.clone(),
+                stored.last_modified_us,
+            )
+        };
+        if encoding == Encoding::Zstd {
+            return Ok(Some(Archived {
+                page: rendered(Vec::new()),
+                body: Bytes::from(stored.body),
+                encoding,
+            }));
+        }
+        match compress::decode_zstd(&stored.body, stored.size) {
+            Ok(identity) => {
+                let page = rendered(identity);
+                let (body, encoding) = page.body(encoding, &self.inner.metrics);
+                Ok(Some(Archived {
+                    page: page.without_bodies(),
+                    body,
+                    encoding,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    page, representation = label(representation), error = %e,
+                    "a stored archive page does not decode; rendering it from its entries"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// An archive page in `encoding`, read from its entries and rendered now.
+    async fn rendered_page(
+        &self,
+        representation: Representation,
+        page: i64,
+        encoding: Encoding,
+    ) -> Result<Archived, Error> {
+        let (from, to) = self.inner.page_size.range(page);
         let entries = store::range(&self.inner.db, from, to, representation.has_details()).await?;
-        if entries.len() as i64 != size.get() {
+        self.inner.metrics.archive_renders.inc();
+        let rendered = self.render_archive(representation, page, &entries)?;
+        let (body, encoding) = rendered.body(encoding, &self.inner.metrics);
+        // Only the body in the coding asked for is kept: a client keeps asking for the same
+        // coding, and an inline page is ten times smaller coded than not.
+        Ok(Archived {
+            page: rendered.without_bodies(),
+            body,
+            encoding,
+        })
+    }
+
+    /// Archive page `page` in `representation` from its `entries` (newest first), with its
+    /// validators: the same bytes whenever and wherever it is rendered.
+    fn render_archive(
+        &self,
+        representation: Representation,
+        page: i64,
+        entries: &[StoredEntry],
+    ) -> Result<Rendered, Error> {
+        let size = self.inner.page_size.get();
+        if entries.len() as i64 != size {
             return Err(Error::ArchiveIncomplete {
                 page,
                 found: entries.len(),
-                expected: size.get(),
+                expected: size,
             });
         }
         let links = PageLinks {
@@ -1018,25 +1155,141 @@ impl Publisher {
             archive: true,
             alternates: self.alternates(representation, Some(page)),
         };
-        let rendered = render_as(representation, &self.inner.identity, &links, &entries)?;
+        let rendered = render_as(representation, &self.inner.identity, &links, entries)?;
         let digest = Sha256::digest(&rendered.body);
         let etag = format!("a{}{page}-{:x}", representation.tag(), digest);
-        let rendered = Rendered::new(
+        Ok(Rendered::new(
             representation,
             rendered,
             etag,
             entries.first().map(|e| e.updated_us),
-        );
-        let (body, encoding) = rendered.body(encoding, &self.inner.metrics);
-        // Only the body in the coding asked for is kept: a client keeps asking for the same
-        // coding, and an inline page is ten times smaller coded than not.
-        let archived = Arc::new(Archived {
-            page: rendered.without_bodies(),
-            body,
-            encoding,
+        ))
+    }
+
+    /// Renders every full archive page not stored yet, in each representation, and stores
+    /// it, [`archives::BATCH`] pages per read and transaction; returns how many pages.
+    /// The archiver calls it after pages fill; `order seed` once it has appended.
+    pub async fn store_archives(&self) -> Result<i64, Error> {
+        let _alone = self.inner.archiving.lock().await;
+        let mut stored = 0;
+        loop {
+            let through = self.inner.archived_through.load(Ordering::Acquire);
+            let full = self.inner.page_size.full_pages(self.head_position());
+            if through >= full {
+                return Ok(stored);
+            }
+            let last = full.min(through + archives::BATCH);
+            let size = self.inner.page_size;
+            let entries = store::range(
+                &self.inner.db,
+                size.range(through + 1).0,
+                size.range(last).1,
+                true,
+            )
+            .await?;
+            let this = self.clone();
+            // Rendering and coding a batch takes milliseconds of CPU: off the async workers.
+            let pages =
+                tokio::task::spawn_blocking(move || this.render_stored(through, last, &entries))
+                    .await
+                    .map_err(|_| Error::Invariant("rendering archive pages does not panic"))??;
+            archives::keep(&self.inner.db, &self.inner.layout, &pages).await?;
+            self.inner
+                .archived_through
+                .fetch_max(last, Ordering::AcqRel);
+            self.inner
+                .metrics
+                .archive_pages_stored
+                .inc_by((last - through) as u64);
+            stored += last - through;
+        }
+    }
+
+    /// Pages `through + 1 ..= last` from their `entries` (newest first), in every
+    /// representation, as stored.
+    fn render_stored(
+        &self,
+        through: i64,
+        last: i64,
+        entries: &[StoredEntry],
+    ) -> Result<Vec<archives::StoredPage>, Error> {
+        let size = self.inner.page_size.get() as usize;
+        let newest = through + (entries.len() / size) as i64;
+        if newest != last || !entries.len().is_multiple_of(size) {
+            return Err(Error::ArchiveIncomplete {
+                page: last,
+                found: entries.len(),
+                expected: (last - through) * size as i64,
+            });
+        }
+        let mut pages = Vec::with_capacity(entries.len() / size * Representation::ALL.len());
+        for (i, chunk) in entries.chunks(size).enumerate() {
+            let number = newest - i as i64;
+            // Read with details: a representation without them does not render them.
+            for representation in Representation::ALL {
+                let rendered = self.render_archive(representation, number, chunk)?;
+                let (body, encoding) = rendered.body(Encoding::Zstd, &self.inner.metrics);
+                if encoding != Encoding::Zstd {
+                    return Err(Error::Invariant("an archive page codes in zstd"));
+                }
+                pages.push(archives::StoredPage {
+                    representation,
+                    number,
+                    etag: rendered.etag.clone(),
+                    last_modified_us: chunk.first().map(|e| e.updated_us),
+                    link_header: rendered
+                        .link_header
+                        .as_ref()
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_owned),
+                    size: rendered.body.len(),
+                    body: body.to_vec(),
+                });
+            }
+        }
+        Ok(pages)
+    }
+
+    /// Until `shutdown`: stores archive pages as they fill ([`Publisher::store_archives`]),
+    /// at most once per [`ARCHIVE_EVERY`] so that pages filled meanwhile are stored in one
+    /// transaction; does nothing unless [`FeedSettings::store_archives`].
+    pub fn keep_archives(&self, shutdown: CancellationToken) {
+        if !self.inner.settings.store_archives {
+            return;
+        }
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let mut head = this.inner.head.subscribe();
+            loop {
+                match this.store_archives().await {
+                    Ok(_) => {}
+                    Err(_) if this.inner.db.pool().is_closed() => break,
+                    Err(e) => tracing::warn!(error = %e, "cannot store archive pages; retrying"),
+                }
+                let full = |h: &Appended| this.inner.page_size.full_pages(h.position);
+                let through = this.inner.archived_through.load(Ordering::Acquire);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    changed = head.wait_for(|h| full(h) > through) => if changed.is_err() { break },
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(ARCHIVE_EVERY) => {}
+                }
+            }
         });
-        lock(&self.inner.archives).put(key, archived.clone());
-        Ok(archived)
+        *lock(&self.inner.archiver_task) = Some(task);
+    }
+
+    /// Waits for the archiver to stop after shutdown was signalled; call it before the
+    /// database closes.
+    pub async fn archives_written(&self) {
+        let task = lock(&self.inner.archiver_task).take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "the archiver failed");
+            }
+        }
     }
 
     /// The URL path of a page (`None`: the subscription document) in `representation`.
