@@ -41,9 +41,13 @@ pub async fn seed(state: &AppState, count: u64) -> Result<u64, Error> {
         state.feed.append(tx, &entries).await?.commit().await?;
         done += n as u64;
     }
-    // What the archiver would have stored while these orders were placed one by one.
+    // What the archiver would have stored while these orders were placed one by one, had
+    // each representation been read.
     if state.feed.settings().store_archives {
-        state.feed.store_archives().await?;
+        state
+            .feed
+            .store_archives(&common::feed::Representation::ALL)
+            .await?;
     }
     Ok(done)
 }

@@ -536,11 +536,18 @@ async fn stored_archive_pages_are_served_as_rendered_without_rendering_again() {
         },
     )
     .await;
-    // The archiver may have begun on its own; either way every page ends up stored once.
-    order.service.state.feed.store_archives().await.unwrap();
+    // Nothing was requested yet, so the archiver stores nothing on its own.
+    order
+        .service
+        .state
+        .feed
+        .store_archives(&common::feed::Representation::ALL)
+        .await
+        .unwrap();
     assert_eq!(
         counter(&order, "feed_archive_pages_stored_total").await,
-        7.0
+        21.0,
+        "7 pages in 3 representations"
     );
     order.stop().await;
 
@@ -562,6 +569,87 @@ async fn stored_archive_pages_are_served_as_rendered_without_rendering_again() {
         "zstd bodies sent as stored"
     );
     drop(db);
+}
+
+/// Rows of `feed_archive_pages` per representation.
+async fn stored_rows(url: &str) -> Vec<(String, i64)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let rows = sqlx::query_as(
+        "SELECT representation, COUNT(*) FROM feed_archive_pages GROUP BY representation \
+         ORDER BY representation",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+/// Waits (up to 20 s) until the archiver has stored `n` pages in all.
+async fn until_stored(order: &OrderApp, n: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let stored = counter(order, "feed_archive_pages_stored_total").await;
+        if stored == n {
+            return;
+        }
+        assert!(stored < n, "stored {stored} pages, expected {n}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stored {stored} of {n} pages"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The archiver stores the pages of the representations that are read, all of a
+/// representation's full pages once it is first requested, and then each page as it fills,
+/// after a restart too.
+#[tokio::test]
+async fn the_archiver_stores_the_pages_of_the_representations_read() {
+    let order = spawn_order(OrderOptions {
+        page_size: 2,
+        ..OrderOptions::default()
+    })
+    .await;
+    for i in 0..6 {
+        order.place(1 + i % 4).await;
+    }
+    assert_eq!(raw_get(&order, "/order/feed/inline", &[]).await.status, 200);
+    until_stored(&order, 3.0).await;
+    assert_eq!(stored_rows(&order.db.url).await, [("inline".to_owned(), 3)]);
+    let head = raw_get(&order, "/order/feed", &[("accept", "application/atom+xml")]).await;
+    assert_eq!(head.status, 200);
+    until_stored(&order, 6.0).await;
+    for i in 0..2 {
+        order.place(1 + i % 4).await;
+    }
+    until_stored(&order, 8.0).await;
+    assert_eq!(
+        stored_rows(&order.db.url).await,
+        [("atom".to_owned(), 4), ("inline".to_owned(), 4)],
+        "the page that filled, in both; nothing of the JSON nobody read"
+    );
+    // After a restart, representations with stored pages go on being stored unasked.
+    let db = order.stop().await;
+    let order = crate::helpers::spawn_order_on(
+        db.shared(),
+        OrderOptions {
+            page_size: 2,
+            ..OrderOptions::default()
+        },
+    )
+    .await;
+    for i in 0..2 {
+        order.place(1 + i % 4).await;
+    }
+    until_stored(&order, 2.0).await;
+    assert_eq!(
+        stored_rows(&order.db.url).await,
+        [("atom".to_owned(), 5), ("inline".to_owned(), 5)]
+    );
+    order.stop().await;
 }
 
 /// Runs `sql` on the database at `url`, returning the rows it changed.
@@ -587,7 +675,13 @@ async fn stored_pages_that_cannot_be_trusted_are_rendered_from_their_entries() {
     for i in 0..4 {
         order.place(1 + i % 4).await;
     }
-    order.service.state.feed.store_archives().await.unwrap();
+    order
+        .service
+        .state
+        .feed
+        .store_archives(&common::feed::Representation::ALL)
+        .await
+        .unwrap();
     let expected = raw_get(&order, "/order/feed/inline/archive/1", &[]).await;
     let db = order.stop().await;
     let broken = "UPDATE feed_archive_pages SET body = CAST('not zstd' AS BLOB) \

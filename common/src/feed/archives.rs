@@ -64,9 +64,9 @@ pub(super) async fn forget_other_layouts(db: &Db, layout: &str) -> Result<u64, E
     Ok(done.rows_affected())
 }
 
-/// The newest page stored in every representation: pages are stored in order, all
-/// representations of a page together, so every page up to it is stored.
-pub(super) async fn stored_through(db: &Db, layout: &str) -> Result<i64, Error> {
+/// Per representation (in [`Representation::index`] order), the newest page stored: pages
+/// of a representation are stored in order, so every page up to it is stored.
+pub(super) async fn stored_through(db: &Db, layout: &str) -> Result<[i64; 3], Error> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT representation, MAX(number) FROM feed_archive_pages WHERE layout = $1 \
          GROUP BY representation",
@@ -74,14 +74,11 @@ pub(super) async fn stored_through(db: &Db, layout: &str) -> Result<i64, Error> 
     .bind(layout)
     .fetch_all(db.pool())
     .await?;
-    let all = Representation::ALL
-        .iter()
-        .all(|r| rows.iter().any(|(name, _)| name == label(*r)));
-    Ok(if all {
-        rows.iter().map(|(_, n)| *n).min().unwrap_or(0)
-    } else {
-        0
-    })
+    Ok(Representation::ALL.map(|r| {
+        rows.iter()
+            .find(|(name, _)| name == label(r))
+            .map_or(0, |(_, n)| *n)
+    }))
 }
 
 /// Page `number` in `representation`, if stored under `layout`.

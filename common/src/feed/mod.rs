@@ -56,8 +56,13 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// archive page of 20 entries is about 2 KB in zstd or gzip.
 const ARCHIVE_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// How often the archiver stores the pages that filled: under a steady stream of placements,
-/// a few hundred pages in one transaction per second rather than one per page.
+/// a few hundred pages in a few transactions per second rather than one per page.
 const ARCHIVE_EVERY: Duration = Duration::from_secs(1);
+/// The most of a core the archiver takes while entries are being appended (it pauses after
+/// each batch): rendering all three representations of every page as it fills cost 22 % of
+/// SQLite's placements at 64 clients, which is what a placement pays for nothing until a
+/// reader of cold archives comes.
+const ARCHIVE_SHARE: f64 = 0.1;
 
 /// How one feed is published.
 #[derive(Debug, Clone)]
@@ -298,8 +303,8 @@ impl FeedMetrics {
         );
         registry.register(
             "feed_archive_pages_stored",
-            "Archive pages rendered and kept in the database by the archiver, counted once per \
-             page with all its representations",
+            "Archive pages rendered and kept in the database by the archiver, once per page \
+             and representation (only representations requested since the start are stored)",
             m.archive_pages_stored.clone(),
         );
         m
@@ -343,8 +348,13 @@ struct Inner {
     locations: [HeaderValue; 3],
     /// What stored archive pages must have been rendered with to be served ([`archives::layout`]).
     layout: String,
-    /// Every archive page up to this one is stored in each representation.
-    archived_through: AtomicI64,
+    /// Per representation: every archive page up to this one is stored.
+    archived_through: [AtomicI64; 3],
+    /// Per representation: requested since the service started, or with pages stored
+    /// before (the archiver stores only the pages of representations someone reads).
+    in_use: [std::sync::atomic::AtomicBool; 3],
+    /// Told when a representation is first requested.
+    in_use_changed: tokio::sync::Notify,
     /// Held while pages are stored, so that two callers do not render the same pages.
     archiving: tokio::sync::Mutex<()>,
     /// The archiver ([`Publisher::keep_archives`]), awaited before the database closes.
@@ -415,7 +425,11 @@ impl Publisher {
                 id: NEXT_PUBLISHER.fetch_add(1, Ordering::Relaxed),
                 locations,
                 layout,
-                archived_through: AtomicI64::new(archived_through),
+                archived_through: archived_through.map(AtomicI64::new),
+                // A representation with stored pages was read before this start: its pages go
+                // on being stored before anyone asks again.
+                in_use: archived_through.map(|t| std::sync::atomic::AtomicBool::new(t > 0)),
+                in_use_changed: tokio::sync::Notify::new(),
                 archiving: tokio::sync::Mutex::new(()),
                 archiver_task: Mutex::default(),
             }),
@@ -748,6 +762,7 @@ impl Publisher {
         only: Option<Representation>,
         representation: Representation,
     ) {
+        self.mark_in_use(representation);
         let h = response.headers_mut();
         if wait.is_none() {
             // For an nginx cache in front: keep this head until the end of the current second
@@ -968,6 +983,7 @@ impl Publisher {
                 return Err(e);
             }
         };
+        self.mark_in_use(representation);
         let mut response = self
             .archive_response(page, request, representation, encoding)
             .await?;
@@ -1063,7 +1079,8 @@ impl Publisher {
         page: i64,
         encoding: Encoding,
     ) -> Result<Option<Archived>, Error> {
-        if page > self.inner.archived_through.load(Ordering::Acquire) {
+        let through = &self.inner.archived_through[representation.index()];
+        if page > through.load(Ordering::Acquire) {
             return Ok(None);
         }
         let found = archives::stored(&self.inner.db, representation, page, &self.inner.layout);
@@ -1166,49 +1183,57 @@ impl Publisher {
         ))
     }
 
-    /// Renders every full archive page not stored yet, in each representation, and stores
-    /// it, [`archives::BATCH`] pages per read and transaction; returns how many pages.
-    /// The archiver calls it after pages fill; `order seed` once it has appended.
-    pub async fn store_archives(&self) -> Result<i64, Error> {
+    /// Renders every full archive page not stored yet in each of `representations` and
+    /// stores it, [`archives::BATCH`] pages per read and transaction; returns how many pages
+    /// (one per representation). While entries are being appended meanwhile, it pauses after
+    /// each batch so as to take at most [`ARCHIVE_SHARE`] of a core from them. The archiver
+    /// calls it after pages fill; `order seed` once it has appended.
+    pub async fn store_archives(&self, representations: &[Representation]) -> Result<i64, Error> {
         let _alone = self.inner.archiving.lock().await;
+        let size = self.inner.page_size;
         let mut stored = 0;
-        loop {
-            let through = self.inner.archived_through.load(Ordering::Acquire);
-            let full = self.inner.page_size.full_pages(self.head_position());
-            if through >= full {
-                return Ok(stored);
+        for &representation in representations {
+            let slot = &self.inner.archived_through[representation.index()];
+            loop {
+                let through = slot.load(Ordering::Acquire);
+                let head = self.head_position();
+                let full = size.full_pages(head);
+                if through >= full {
+                    break;
+                }
+                let started = std::time::Instant::now();
+                let last = full.min(through + archives::BATCH);
+                let (from, to) = (size.range(through + 1).0, size.range(last).1);
+                let details = representation.has_details();
+                let entries = store::range(&self.inner.db, from, to, details).await?;
+                let this = self.clone();
+                // Rendering and coding a batch takes milliseconds of CPU: off the async workers.
+                let pages = tokio::task::spawn_blocking(move || {
+                    this.render_stored(representation, through, last, &entries)
+                })
+                .await
+                .map_err(|_| Error::Invariant("rendering archive pages does not panic"))??;
+                archives::keep(&self.inner.db, &self.inner.layout, &pages).await?;
+                slot.fetch_max(last, Ordering::AcqRel);
+                let count = last - through;
+                self.inner.metrics.archive_pages_stored.inc_by(count as u64);
+                stored += count;
+                if self.head_position() != head {
+                    // Entries are being appended: leave them most of the machine.
+                    let busy = started.elapsed().as_secs_f64();
+                    let pause = busy * (1.0 - ARCHIVE_SHARE) / ARCHIVE_SHARE;
+                    tokio::time::sleep(Duration::from_secs_f64(pause.min(1.0))).await;
+                }
             }
-            let last = full.min(through + archives::BATCH);
-            let size = self.inner.page_size;
-            let entries = store::range(
-                &self.inner.db,
-                size.range(through + 1).0,
-                size.range(last).1,
-                true,
-            )
-            .await?;
-            let this = self.clone();
-            // Rendering and coding a batch takes milliseconds of CPU: off the async workers.
-            let pages =
-                tokio::task::spawn_blocking(move || this.render_stored(through, last, &entries))
-                    .await
-                    .map_err(|_| Error::Invariant("rendering archive pages does not panic"))??;
-            archives::keep(&self.inner.db, &self.inner.layout, &pages).await?;
-            self.inner
-                .archived_through
-                .fetch_max(last, Ordering::AcqRel);
-            self.inner
-                .metrics
-                .archive_pages_stored
-                .inc_by((last - through) as u64);
-            stored += last - through;
         }
+        Ok(stored)
     }
 
-    /// Pages `through + 1 ..= last` from their `entries` (newest first), in every
-    /// representation, as stored.
+    /// Pages `through + 1 ..= last` in `representation` from their `entries` (newest
+    /// first), as stored.
     fn render_stored(
         &self,
+        representation: Representation,
         through: i64,
         last: i64,
         entries: &[StoredEntry],
@@ -1222,37 +1247,53 @@ impl Publisher {
                 expected: (last - through) * size as i64,
             });
         }
-        let mut pages = Vec::with_capacity(entries.len() / size * Representation::ALL.len());
+        let mut pages = Vec::with_capacity(entries.len() / size);
         for (i, chunk) in entries.chunks(size).enumerate() {
             let number = newest - i as i64;
-            // Read with details: a representation without them does not render them.
-            for representation in Representation::ALL {
-                let rendered = self.render_archive(representation, number, chunk)?;
-                let (body, encoding) = rendered.body(Encoding::Zstd, &self.inner.metrics);
-                if encoding != Encoding::Zstd {
-                    return Err(Error::Invariant("an archive page codes in zstd"));
-                }
-                pages.push(archives::StoredPage {
-                    representation,
-                    number,
-                    etag: rendered.etag.clone(),
-                    last_modified_us: chunk.first().map(|e| e.updated_us),
-                    link_header: rendered
-                        .link_header
-                        .as_ref()
-                        .and_then(|h| h.to_str().ok())
-                        .map(str::to_owned),
-                    size: rendered.body.len(),
-                    body: body.to_vec(),
-                });
+            let rendered = self.render_archive(representation, number, chunk)?;
+            let (body, encoding) = rendered.body(Encoding::Zstd, &self.inner.metrics);
+            if encoding != Encoding::Zstd {
+                return Err(Error::Invariant("an archive page codes in zstd"));
             }
+            pages.push(archives::StoredPage {
+                representation,
+                number,
+                etag: rendered.etag.clone(),
+                last_modified_us: chunk.first().map(|e| e.updated_us),
+                link_header: rendered
+                    .link_header
+                    .as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned),
+                size: rendered.body.len(),
+                body: body.to_vec(),
+            });
         }
         Ok(pages)
     }
 
-    /// Until `shutdown`: stores archive pages as they fill ([`Publisher::store_archives`]),
-    /// at most once per [`ARCHIVE_EVERY`] so that pages filled meanwhile are stored in one
-    /// transaction; does nothing unless [`FeedSettings::store_archives`].
+    /// Notes that `representation` is read, so that the archiver stores its pages.
+    fn mark_in_use(&self, representation: Representation) {
+        let flag = &self.inner.in_use[representation.index()];
+        // A load first: this runs on every head request, and a store would bounce the line.
+        if !flag.load(Ordering::Relaxed) && !flag.swap(true, Ordering::AcqRel) {
+            self.inner.in_use_changed.notify_one();
+        }
+    }
+
+    /// The representations requested since the service started, or stored before it.
+    pub fn representations_in_use(&self) -> Vec<Representation> {
+        Representation::ALL
+            .into_iter()
+            .filter(|r| self.inner.in_use[r.index()].load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Until `shutdown`: stores the pages of the representations in use as they fill
+    /// ([`Publisher::store_archives`]), at most once per [`ARCHIVE_EVERY`] so that pages
+    /// filled meanwhile are stored in one transaction, and all the pages of a representation
+    /// when it is first requested. A representation nobody reads costs nothing. Does nothing
+    /// unless [`FeedSettings::store_archives`].
     pub fn keep_archives(&self, shutdown: CancellationToken) {
         if !self.inner.settings.store_archives {
             return;
@@ -1261,16 +1302,25 @@ impl Publisher {
         let task = tokio::spawn(async move {
             let mut head = this.inner.head.subscribe();
             loop {
-                match this.store_archives().await {
+                let using = this.representations_in_use();
+                match this.store_archives(&using).await {
                     Ok(_) => {}
                     Err(_) if this.inner.db.pool().is_closed() => break,
                     Err(e) => tracing::warn!(error = %e, "cannot store archive pages; retrying"),
                 }
-                let full = |h: &Appended| this.inner.page_size.full_pages(h.position);
-                let through = this.inner.archived_through.load(Ordering::Acquire);
+                let through = using
+                    .iter()
+                    .map(|r| this.inner.archived_through[r.index()].load(Ordering::Acquire))
+                    .min();
+                let size = this.inner.page_size;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    changed = head.wait_for(|h| full(h) > through) => if changed.is_err() { break },
+                    _ = this.inner.in_use_changed.notified() => {}
+                    changed = head.wait_for(|h| through.is_some_and(|t| size.full_pages(h.position) > t)) => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
