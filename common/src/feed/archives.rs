@@ -1,17 +1,24 @@
-//! Full archive pages kept in the database as rendered (`feed_archive_pages`), coded in zstd.
+//! Full archive pages kept in the database as rendered (`feed_archive_pages`), coded in zstd,
+//! and the archiver that stores them.
 //!
 //! A full page never changes, so rendering it from its entries more than once is waste: the
 //! first reader of a backlog had the order service spend most of its CPU reading entries,
-//! rendering, hashing and coding pages. The publisher's archiver renders each page shortly
-//! after it fills and stores it here; a request then reads one row and, for zstd (what our
-//! consumer asks for), sends its body as it is.
+//! rendering, hashing and coding pages. The archiver renders each page of the representations
+//! in use shortly after it fills and stores it here; a request then reads one row and, for
+//! zstd (what our consumer asks for), sends its body as it is.
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Bytes;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
-use super::label;
-use super::negotiate::Representation;
+use super::negotiate::{Encoding, Representation};
 use super::paging::PageSize;
-use super::render::FeedIdentity;
+use super::render::{FeedIdentity, Page};
+use super::store::{self, StoredEntry};
+use super::{compress, label, lock, Archived, Publisher, Rendered};
 use crate::db::Db;
 use crate::Error;
 
@@ -23,6 +30,14 @@ pub(super) const FORMAT: u32 = 1;
 
 /// Pages rendered from one read of their entries and stored in one transaction.
 pub(super) const BATCH: i64 = 32;
+/// How often the archiver stores the pages that filled: under a steady stream of placements,
+/// a few hundred pages in a few transactions per second rather than one per page.
+const EVERY: Duration = Duration::from_secs(1);
+/// The most of a core the archiver takes while entries are being appended (it pauses after
+/// each batch): rendering all three representations of every page as it fills cost 22 % of
+/// SQLite's placements at 64 clients, which is what a placement pays for nothing until a
+/// reader of cold archives comes.
+const SHARE: f64 = 0.1;
 
 /// One representation of one stored page.
 pub(super) struct StoredPage {
@@ -135,6 +150,221 @@ pub(super) async fn keep(db: &Db, layout: &str, pages: &[StoredPage]) -> Result<
     }
     tx.commit().await?;
     Ok(())
+}
+
+impl Publisher {
+    /// An archive page in `encoding` from its stored rendering; `None` when it is not stored
+    /// (yet), or its row cannot be decoded (then it is rendered again, and said).
+    pub(super) async fn stored_page(
+        &self,
+        representation: Representation,
+        page: i64,
+        encoding: Encoding,
+    ) -> Result<Option<Archived>, Error> {
+        let through = &self.inner.archived_through[representation.index()];
+        if page > through.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let found = stored(&self.inner.db, representation, page, &self.inner.layout);
+        let Some(stored) = found.await? else {
+            return Ok(None);
+        };
+        let rendered = |body: Vec<u8>| {
+            Rendered::new(
+                representation,
+                Page {
+                    body,
+                    link_header: stored.link_header.clone(),
+                },
+                stored.etag.clone(),
+                stored.last_modified_us,
+            )
+        };
+        if encoding == Encoding::Zstd {
+            return Ok(Some(Archived {
+                page: rendered(Vec::new()),
+                body: Bytes::from(stored.body),
+                encoding,
+            }));
+        }
+        match compress::decode_zstd(&stored.body, stored.size) {
+            Ok(identity) => {
+                let page = rendered(identity);
+                let (body, encoding) = page.body(encoding, &self.inner.metrics);
+                Ok(Some(Archived {
+                    page: page.without_bodies(),
+                    body,
+                    encoding,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    page, representation = label(representation), error = %e,
+                    "a stored archive page does not decode; rendering it from its entries"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Renders every full archive page not stored yet in each of `representations` and
+    /// stores it, [`BATCH`] pages per read and transaction; returns how many pages
+    /// (one per representation). While entries are being appended meanwhile, it pauses after
+    /// each batch so as to take at most [`SHARE`] of a core from them. The archiver
+    /// calls it after pages fill; `order seed` once it has appended.
+    pub async fn store_archives(&self, representations: &[Representation]) -> Result<i64, Error> {
+        let _alone = self.inner.archiving.lock().await;
+        let size = self.inner.page_size;
+        let mut stored = 0;
+        for &representation in representations {
+            let slot = &self.inner.archived_through[representation.index()];
+            loop {
+                let through = slot.load(Ordering::Acquire);
+                let head = self.head_position();
+                let full = size.full_pages(head);
+                if through >= full {
+                    break;
+                }
+                let started = std::time::Instant::now();
+                let last = full.min(through + BATCH);
+                let (from, to) = (size.range(through + 1).0, size.range(last).1);
+                let details = representation.has_details();
+                let entries = store::range(&self.inner.db, from, to, details).await?;
+                let this = self.clone();
+                // Rendering and coding a batch takes milliseconds of CPU: off the async workers.
+                let pages = tokio::task::spawn_blocking(move || {
+                    this.render_stored(representation, through, last, &entries)
+                })
+                .await
+                .map_err(|_| Error::Invariant("rendering archive pages does not panic"))??;
+                keep(&self.inner.db, &self.inner.layout, &pages).await?;
+                slot.fetch_max(last, Ordering::AcqRel);
+                let count = last - through;
+                self.inner.metrics.archive_pages_stored.inc_by(count as u64);
+                stored += count;
+                if self.head_position() != head {
+                    // Entries are being appended: leave them most of the machine.
+                    let busy = started.elapsed().as_secs_f64();
+                    let pause = busy * (1.0 - SHARE) / SHARE;
+                    tokio::time::sleep(Duration::from_secs_f64(pause.min(1.0))).await;
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Pages `through + 1 ..= last` in `representation` from their `entries` (newest
+    /// first), as stored.
+    fn render_stored(
+        &self,
+        representation: Representation,
+        through: i64,
+        last: i64,
+        entries: &[StoredEntry],
+    ) -> Result<Vec<StoredPage>, Error> {
+        let size = self.inner.page_size.get() as usize;
+        let newest = through + (entries.len() / size) as i64;
+        if newest != last || !entries.len().is_multiple_of(size) {
+            return Err(Error::ArchiveIncomplete {
+                page: last,
+                found: entries.len(),
+                expected: (last - through) * size as i64,
+            });
+        }
+        let mut pages = Vec::with_capacity(entries.len() / size);
+        for (i, chunk) in entries.chunks(size).enumerate() {
+            let number = newest - i as i64;
+            let rendered = self.render_archive(representation, number, chunk)?;
+            let (body, encoding) = rendered.body(Encoding::Zstd, &self.inner.metrics);
+            if encoding != Encoding::Zstd {
+                return Err(Error::Invariant("an archive page codes in zstd"));
+            }
+            pages.push(StoredPage {
+                representation,
+                number,
+                etag: rendered.etag.clone(),
+                last_modified_us: chunk.first().map(|e| e.updated_us),
+                link_header: rendered
+                    .link_header
+                    .as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned),
+                size: rendered.body.len(),
+                body: body.to_vec(),
+            });
+        }
+        Ok(pages)
+    }
+
+    /// Notes that `representation` is read, so that the archiver stores its pages.
+    pub(super) fn mark_in_use(&self, representation: Representation) {
+        let flag = &self.inner.in_use[representation.index()];
+        // A load first: this runs on every head request, and a store would bounce the line.
+        if !flag.load(Ordering::Relaxed) && !flag.swap(true, Ordering::AcqRel) {
+            self.inner.in_use_changed.notify_one();
+        }
+    }
+
+    /// The representations requested since the service started, or stored before it.
+    pub fn representations_in_use(&self) -> Vec<Representation> {
+        Representation::ALL
+            .into_iter()
+            .filter(|r| self.inner.in_use[r.index()].load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Until `shutdown`: stores the pages of the representations in use as they fill
+    /// ([`Publisher::store_archives`]), at most once per [`EVERY`] so that pages
+    /// filled meanwhile are stored in one transaction, and all the pages of a representation
+    /// when it is first requested. A representation nobody reads costs nothing. Does nothing
+    /// unless [`FeedSettings::store_archives`].
+    pub fn keep_archives(&self, shutdown: CancellationToken) {
+        if !self.inner.settings.store_archives {
+            return;
+        }
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let mut head = this.inner.head.subscribe();
+            loop {
+                let using = this.representations_in_use();
+                match this.store_archives(&using).await {
+                    Ok(_) => {}
+                    Err(_) if this.inner.db.pool().is_closed() => break,
+                    Err(e) => tracing::warn!(error = %e, "cannot store archive pages; retrying"),
+                }
+                let through = using
+                    .iter()
+                    .map(|r| this.inner.archived_through[r.index()].load(Ordering::Acquire))
+                    .min();
+                let size = this.inner.page_size;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = this.inner.in_use_changed.notified() => {}
+                    changed = head.wait_for(|h| through.is_some_and(|t| size.full_pages(h.position) > t)) => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(EVERY) => {}
+                }
+            }
+        });
+        *lock(&self.inner.archiver_task) = Some(task);
+    }
+
+    /// Waits for the archiver to stop after shutdown was signalled; call it before the
+    /// database closes.
+    pub async fn archives_written(&self) {
+        let task = lock(&self.inner.archiver_task).take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "the archiver failed");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
