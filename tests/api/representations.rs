@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::consumer_helpers::{spawn_consumer, spawn_consumer_on, test_args, ConsumerApp, Kind};
 use crate::foreign_feed::{self, Dialect, Publisher};
-use crate::helpers::{fresh_db, reply, spawn_order, OrderApp, OrderOptions, Reply};
+use crate::helpers::{fresh_db, reply, spawn_order, spawn_order_on, OrderApp, OrderOptions, Reply};
 
 /// A client that neither asks for nor decodes codings by itself, to see the bytes on the wire.
 fn raw_client() -> reqwest::Client {
@@ -479,6 +479,14 @@ async fn a_backlog_of_archive_pages_is_coded_once_and_kept() {
     assert_eq!(counter(&order, "feed_archive_renders_total").await, 600.0);
 }
 
+/// Stores every full archive page in all three representations, as `order seed` does.
+async fn store_every_archive(order: &OrderApp) {
+    let feed = &order.service.state.feed;
+    feed.store_archives(&common::feed::Representation::ALL)
+        .await
+        .unwrap();
+}
+
 /// Every archive page in every representation and coding, with what a client sees of it.
 async fn every_archive_page(order: &OrderApp, pages: i64) -> Vec<(String, String)> {
     let mut seen = Vec::new();
@@ -528,7 +536,7 @@ async fn stored_archive_pages_are_served_as_rendered_without_rendering_again() {
     assert_eq!(counter(&order, "feed_archive_renders_total").await, 63.0);
     let db = order.stop().await;
 
-    let order = crate::helpers::spawn_order_on(
+    let order = spawn_order_on(
         db.shared(),
         OrderOptions {
             store_archives: true,
@@ -537,13 +545,7 @@ async fn stored_archive_pages_are_served_as_rendered_without_rendering_again() {
     )
     .await;
     // Nothing was requested yet, so the archiver stores nothing on its own.
-    order
-        .service
-        .state
-        .feed
-        .store_archives(&common::feed::Representation::ALL)
-        .await
-        .unwrap();
+    store_every_archive(&order).await;
     assert_eq!(
         counter(&order, "feed_archive_pages_stored_total").await,
         21.0,
@@ -551,7 +553,7 @@ async fn stored_archive_pages_are_served_as_rendered_without_rendering_again() {
     );
     order.stop().await;
 
-    let order = crate::helpers::spawn_order_on(db.shared(), options()).await;
+    let order = spawn_order_on(db.shared(), options()).await;
     let zstd_before = compressions(&order, "zstd").await;
     let served = every_archive_page(&order, 7).await;
     for ((what, a), (_, b)) in rendered.iter().zip(&served) {
@@ -633,7 +635,7 @@ async fn the_archiver_stores_the_pages_of_the_representations_read() {
     );
     // After a restart, representations with stored pages go on being stored unasked.
     let db = order.stop().await;
-    let order = crate::helpers::spawn_order_on(
+    let order = spawn_order_on(
         db.shared(),
         OrderOptions {
             page_size: 2,
@@ -675,13 +677,7 @@ async fn stored_pages_that_cannot_be_trusted_are_rendered_from_their_entries() {
     for i in 0..4 {
         order.place(1 + i % 4).await;
     }
-    order
-        .service
-        .state
-        .feed
-        .store_archives(&common::feed::Representation::ALL)
-        .await
-        .unwrap();
+    store_every_archive(&order).await;
     let expected = raw_get(&order, "/order/feed/inline/archive/1", &[]).await;
     let db = order.stop().await;
     let broken = "UPDATE feed_archive_pages SET body = CAST('not zstd' AS BLOB) \
@@ -693,7 +689,7 @@ async fn stored_pages_that_cannot_be_trusted_are_rendered_from_their_entries() {
     };
     assert_eq!(run_sql(&db.url, &broken).await, 1);
 
-    let order = crate::helpers::spawn_order_on(db.shared(), options(false)).await;
+    let order = spawn_order_on(db.shared(), options(false)).await;
     let again = raw_get(&order, "/order/feed/inline/archive/1", &[]).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, expected.body, "rendered again: the same bytes");
@@ -703,12 +699,12 @@ async fn stored_pages_that_cannot_be_trusted_are_rendered_from_their_entries() {
 
     let old = "UPDATE feed_archive_pages SET layout = '0-old'";
     assert_eq!(run_sql(&db.url, old).await, 6, "2 pages, 3 representations");
-    let order = crate::helpers::spawn_order_on(db.shared(), options(false)).await;
+    let order = spawn_order_on(db.shared(), options(false)).await;
     let page = raw_get(&order, "/order/feed/archive/2", &[]).await;
     assert_eq!(page.status, 200);
     assert_eq!(counter(&order, "feed_archive_renders_total").await, 1.0);
     order.stop().await;
-    let order = crate::helpers::spawn_order_on(db.shared(), options(true)).await;
+    let order = spawn_order_on(db.shared(), options(true)).await;
     let left = "DELETE FROM feed_archive_pages WHERE layout = '0-old'";
     assert_eq!(
         run_sql(&db.url, left).await,
