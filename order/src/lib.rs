@@ -173,7 +173,7 @@ impl OrderService {
             feed: feed.clone(),
             clock: clock.clone(),
             catalog: catalog.clone(),
-        });
+        })?;
         Ok(OrderService {
             state: AppState(Arc::new(Parts {
                 db,
@@ -188,9 +188,10 @@ impl OrderService {
         })
     }
 
-    /// After shutdown was signalled: lets the readers' last write finish, then closes the
-    /// database.
+    /// After shutdown was signalled and the requests ended: lets the placements still queued,
+    /// the readers' last write and the archiver's batch finish, then closes the database.
     pub async fn close(&self) {
+        self.state.placer.drained().await;
         self.state.feed.readers_written().await;
         self.state.feed.archives_written().await;
         self.state.db.close().await;

@@ -47,10 +47,19 @@ struct Job {
     reply: oneshot::Sender<Result<Placed, Error>>,
 }
 
+/// What the writer is sent: a placement, or a request to say when every placement sent
+/// before it has been written.
+// `Drained` is sent once, at stop: boxing the placements instead would allocate for each.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Place(Job),
+    Drained(oneshot::Sender<()>),
+}
+
 /// Hands placements to the writer task. The task ends when the last `Placer` is dropped.
 #[derive(Clone)]
 pub struct Placer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Message>,
 }
 
 /// What the writer writes with.
@@ -63,10 +72,11 @@ pub struct Writer {
 }
 
 impl Placer {
-    pub fn start(writer: Writer) -> Placer {
+    pub fn start(writer: Writer) -> Result<Placer, Error> {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(writer.run(queue));
-        Placer { jobs }
+        common::http::spawn_on_writer_thread(writer.run(queue))
+            .map_err(|e| common::Error::Config(e.to_string()))?;
+        Ok(Placer { jobs })
     }
 
     /// Places one order, in whichever transaction the writer puts it.
@@ -74,27 +84,51 @@ impl Placer {
         let (reply, answer) = oneshot::channel();
         let gone = || Error::WriterStopped;
         self.jobs
-            .send(Job { placement, reply })
+            .send(Message::Place(Job { placement, reply }))
             .await
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Returns once every placement handed to the writer before this call has been written
+    /// (or failed), so that the database can be closed: a placement whose request went away
+    /// while it waited is still written, and must not find the pool closed.
+    pub async fn drained(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.jobs.send(Message::Drained(done)).await.is_ok() {
+            // An error means the writer has stopped: nothing is left to write.
+            let _ = wait.await;
+        }
     }
 }
 
 impl Writer {
     /// Waits for a placement, takes every other one waiting and writes them together.
-    async fn run(self, mut queue: mpsc::Receiver<Job>) {
+    async fn run(self, mut queue: mpsc::Receiver<Message>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut held = Held::default();
         while let Some(first) = queue.recv().await {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+            let mut drained = None;
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Place(job) => batch.push(job),
+                    // Placements sent after it wait for the next batch.
+                    Message::Drained(done) => {
+                        drained = Some(done);
+                        break;
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = queue.try_recv().ok();
                 }
             }
-            self.write(&mut batch, &mut held).await;
+            if !batch.is_empty() {
+                self.write(&mut batch, &mut held).await;
+            }
+            if let Some(done) = drained {
+                let _ = done.send(());
+            }
         }
     }
 

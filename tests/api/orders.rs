@@ -3,7 +3,7 @@
 use serde_json::json;
 use std::sync::Arc;
 
-use crate::helpers::{spawn_order, spawn_order_on, OrderOptions};
+use crate::helpers::{fresh_db, spawn_order, spawn_order_on, OrderOptions};
 
 fn valid_order() -> serde_json::Value {
     json!({"customerId": 2, "lines": [{"itemId": 1, "count": 3}, {"itemId": 4, "count": 1}]})
@@ -216,6 +216,58 @@ async fn concurrent_placements_written_together_each_get_their_own_answer() {
     );
     let orders = created.len() as i64 + 1;
     assert_eq!(app.counts().await, (orders, orders));
+}
+
+/// Placements still queued for the writer when the service stops (their requests gone, as when
+/// clients hang up during a shutdown) are written before the database closes, more than one
+/// batch of them: none fails on a closed pool, each has its feed entry.
+#[tokio::test]
+async fn placements_queued_when_the_service_stops_are_written_before_it_closes() {
+    use futures::FutureExt;
+    use order::model::{LineRequest, NewOrder};
+    use order::placer::Placement;
+
+    let db = fresh_db("drain").await;
+    let settings = order::Settings {
+        database_url: db.url.clone(),
+        feed_page_size: None,
+        feed_store_archives: true,
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let service = order::OrderService::build(&settings, common::Clock::System, shutdown.clone())
+        .await
+        .unwrap();
+    let queued = 600; // more than two of the writer's batches
+    for count in 1..=queued {
+        let placement = Placement {
+            new: NewOrder {
+                customer_id: 1,
+                lines: vec![LineRequest { item_id: 1, count }],
+                shipping_address: None,
+                billing_address: None,
+            },
+            key: None,
+            hash: format!("request {count}"),
+        };
+        // Handed to the writer, then given up before its answer (unconstrained: else tokio's
+        // budget makes every send after the 128th in one poll wait).
+        let place = service.state.placer.place(placement);
+        let answer = tokio::task::unconstrained(place).now_or_never();
+        assert!(answer.is_none(), "answered at once: {answer:?}");
+    }
+    shutdown.cancel();
+    service.close().await;
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    for table in ["orders", "feed_entries"] {
+        let (rows,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, queued, "{table}");
+    }
+    pool.close().await;
 }
 
 /// Placements written in many batches take ascending ids in commit (feed) order, each id once;

@@ -12,6 +12,7 @@ mod workers;
 
 pub use edge::{Edge, REQUEST_TIMEOUT, X_REQUEST_ID};
 pub use server::{serve, Connections, HeldFor, Hold, PARK_AFTER};
+pub use workers::spawn_on_writer_thread;
 
 /// Request bodies larger than this are refused with 413 before any handler runs.
 pub const MAX_REQUEST_BODY: usize = 64 * 1024;

@@ -7,10 +7,12 @@
 //! gap to nginx, whose workers each own their connections. Here a connection's socket is
 //! registered with its own thread's reactor and every task it spawns stays on that thread.
 //!
-//! Off by default (`HTTP_THREADS`): a request that hands work to a task on the main runtime
-//! and waits for its answer (an order placement and its group-committing writer) then crosses
-//! runtimes twice, each a wake-up of a parked thread; on SQLite that cost 10–23 % of the
-//! placement rate (BENCHMARKS.md), where the feed head gained about a third.
+//! One per core by default (`HTTP_THREADS`). A task that requests hand work to and wait on (the
+//! order placer's group-committing writer) runs on a thread of its own beside them
+//! ([`spawn_on_writer_thread`]): on the main runtime each hand-off and each answer crossed to a
+//! parked work-stealing pool, which cost 10–23 % of the SQLite placement rate (BENCHMARKS.md);
+//! on a serving thread the writer queued behind that thread's requests between statements.
+//! `HTTP_THREADS=0` serves connections on the main runtime instead.
 //!
 //! The threads live as long as the process, shared by every [`super::serve`] in it: a database
 //! connection a handler opens (sqlx's Postgres pool) is registered with the reactor of the thread
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 
 /// One serving thread: its runtime, and how many connections it serves now.
 struct Worker {
@@ -29,9 +32,11 @@ struct Worker {
     load: Arc<AtomicUsize>,
 }
 
-/// The serving threads of this process.
+/// The serving threads of this process, and the writer thread beside them.
 pub(super) struct Workers {
     workers: Vec<Worker>,
+    /// Where [`spawn_on_writer_thread`] runs its tasks; `None` when there are no serving threads.
+    writer: Option<Handle>,
 }
 
 /// A connection's place on a worker, given up when dropped.
@@ -47,16 +52,34 @@ impl Drop for Seat {
 
 static WORKERS: Mutex<Option<Arc<Workers>>> = Mutex::new(None);
 
-/// How many serving threads: a number (`0`, the default, serves connections on the main
-/// runtime), or `cores` for one per core this process may use. Read once, by the first
-/// [`super::serve`] at start-up.
+/// Runs `task` on the process's writer thread, a single-threaded runtime beside the serving
+/// threads, or on the current runtime when connections are served there (`HTTP_THREADS=0`).
+/// For a task that requests hand work to and wait on: it then never waits behind a serving
+/// thread's requests, nor wakes a work-stealing pool for each hand-off.
+pub fn spawn_on_writer_thread<F>(task: F) -> io::Result<JoinHandle<F::Output>>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(match &Workers::get()?.writer {
+        Some(writer) => writer.spawn(task),
+        None => tokio::spawn(task),
+    })
+}
+
+/// How many serving threads: a number (`0` serves connections on the main runtime), or
+/// `cores` (the default) for one per core this process may use. Read once, by the first
+/// [`super::serve`] or [`spawn_on_writer_thread`] at start-up.
 pub const HTTP_THREADS: &str = "HTTP_THREADS";
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// The serving threads `value` (of [`HTTP_THREADS`]) asks for.
 fn configured(value: Option<&str>) -> Result<usize, String> {
     match value.map(str::trim) {
-        None | Some("") => Ok(0),
-        Some("cores") => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        None | Some("") | Some("cores") => Ok(cores()),
         Some(n) => n
             .parse::<usize>()
             .ok()
@@ -71,7 +94,7 @@ fn configured(value: Option<&str>) -> Result<usize, String> {
 
 impl Workers {
     /// The process's serving threads, started on first use: as many as [`HTTP_THREADS`] says
-    /// (none by default: connections are then served on the runtime that accepts them).
+    /// (with none, connections are served on the runtime that accepts them).
     pub(super) fn get() -> io::Result<Arc<Workers>> {
         let mut workers = WORKERS
             .lock()
@@ -89,19 +112,16 @@ impl Workers {
     fn start(count: usize) -> io::Result<Workers> {
         let mut workers = Vec::with_capacity(count);
         for n in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let handle = runtime.handle().clone();
-            std::thread::Builder::new()
-                .name(format!("http-{n}"))
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
             workers.push(Worker {
-                handle,
+                handle: thread(format!("http-{n}"))?,
                 load: Arc::new(AtomicUsize::new(0)),
             });
         }
-        Ok(Workers { workers })
+        let writer = match count {
+            0 => None,
+            _ => Some(thread("writer".to_owned())?),
+        };
+        Ok(Workers { workers, writer })
     }
 
     /// The least loaded worker (the first of equals), a seat on it taken; `None` only if
@@ -124,6 +144,18 @@ impl Workers {
     fn least_loaded(&self) -> Option<usize> {
         (0..self.workers.len()).min_by_key(|&i| self.workers[i].load.load(Ordering::Relaxed))
     }
+}
+
+/// A thread running a single-threaded runtime for as long as the process.
+fn thread(name: String) -> io::Result<Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 #[cfg(test)]
@@ -160,11 +192,11 @@ mod tests {
     }
 
     #[test]
-    fn the_number_of_threads_is_configured_or_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(configured(None), Ok(0));
-        assert_eq!(configured(Some("")), Ok(0));
-        assert_eq!(configured(Some("cores")), Ok(cores));
+    fn the_number_of_threads_is_one_per_core_unless_configured() {
+        assert_eq!(configured(None), Ok(cores()));
+        assert_eq!(configured(Some("")), Ok(cores()));
+        assert_eq!(configured(Some("cores")), Ok(cores()));
+        assert_eq!(configured(Some("0")), Ok(0));
         assert_eq!(configured(Some(" 3 ")), Ok(3));
         for bad in ["-1", "two", "1025", "2.5"] {
             let e = configured(Some(bad)).unwrap_err();
