@@ -7,12 +7,14 @@
 //! gap to nginx, whose workers each own their connections. Here a connection's socket is
 //! registered with its own thread's reactor and every task it spawns stays on that thread.
 //!
-//! One per core by default (`HTTP_THREADS`). A task that requests hand work to and wait on (the
-//! order placer's group-committing writer) runs on a thread of its own beside them
-//! ([`spawn_on_writer_thread`]): on the main runtime each hand-off and each answer crossed to a
-//! parked work-stealing pool, which cost 10–23 % of the SQLite placement rate (BENCHMARKS.md);
-//! on a serving thread the writer queued behind that thread's requests between statements.
-//! `HTTP_THREADS=0` serves connections on the main runtime instead.
+//! Off by default (`HTTP_THREADS=cores` turns them on). A task that requests hand work to and
+//! wait on (the order placer's group-committing writer) then runs on a thread of its own beside
+//! them ([`spawn_on_writer_thread`]): on the main runtime each hand-off and each answer crossed
+//! to a parked work-stealing pool (10–23 % of the SQLite placement rate); on a serving thread
+//! the writer queued behind that thread's requests between statements. Even so, requests that
+//! wait on the database lose 7–10 % on SQLite with the threads (placements with 16 clients, a
+//! catch-up fetching details by link; BENCHMARKS.md): pinned to a thread, a handler cannot move
+//! to the free core while SQLite's and the writer's threads run. The feed head gains.
 //!
 //! The threads live as long as the process, shared by every [`super::serve`] in it: a database
 //! connection a handler opens (sqlx's Postgres pool) is registered with the reactor of the thread
@@ -67,8 +69,8 @@ where
     })
 }
 
-/// How many serving threads: a number (`0` serves connections on the main runtime), or
-/// `cores` (the default) for one per core this process may use. Read once, by the first
+/// How many serving threads: a number (`0`, the default, serves connections on the main
+/// runtime), or `cores` for one per core this process may use. Read once, by the first
 /// [`super::serve`] or [`spawn_on_writer_thread`] at start-up.
 pub const HTTP_THREADS: &str = "HTTP_THREADS";
 
@@ -79,7 +81,8 @@ fn cores() -> usize {
 /// The serving threads `value` (of [`HTTP_THREADS`]) asks for.
 fn configured(value: Option<&str>) -> Result<usize, String> {
     match value.map(str::trim) {
-        None | Some("") | Some("cores") => Ok(cores()),
+        None | Some("") => Ok(0),
+        Some("cores") => Ok(cores()),
         Some(n) => n
             .parse::<usize>()
             .ok()
@@ -192,9 +195,9 @@ mod tests {
     }
 
     #[test]
-    fn the_number_of_threads_is_one_per_core_unless_configured() {
-        assert_eq!(configured(None), Ok(cores()));
-        assert_eq!(configured(Some("")), Ok(cores()));
+    fn the_number_of_threads_is_configured_or_none() {
+        assert_eq!(configured(None), Ok(0));
+        assert_eq!(configured(Some("")), Ok(0));
         assert_eq!(configured(Some("cores")), Ok(cores()));
         assert_eq!(configured(Some("0")), Ok(0));
         assert_eq!(configured(Some(" 3 ")), Ok(3));
