@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    common::telemetry::init();
+    let _logs = common::telemetry::init();
     common::http::cancel_on_signal(shutdown.clone());
     match config.command.clone() {
         Some(Command::Rebuild) => feedline::rebuild(config).await?,

@@ -236,7 +236,7 @@ pub async fn run<D: Domain>(
 /// The standalone binary: parses [`Config`] (named after the service), then serves, or runs
 /// `rebuild`.
 pub async fn main<D: Domain>() -> Result<(), anyhow::Error> {
-    crate::telemetry::init();
+    let _logs = crate::telemetry::init();
     // The service's own defaults, so that `--help` shows them.
     let matches = Config::command()
         .name(D::NAME)

@@ -5,7 +5,7 @@ common::allocator!();
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::telemetry::init();
+    let _logs = common::telemetry::init();
     let config = order::Config::parse();
     if let Some(order::Command::Seed { orders }) = config.command {
         return order::seed(config.settings, orders).await;

@@ -20,6 +20,7 @@ mod foreign_feed;
 mod helpers;
 mod hostile_feed;
 mod instances;
+mod logs;
 mod long_poll;
 mod metrics;
 mod openapi;
