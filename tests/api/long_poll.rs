@@ -367,3 +367,136 @@ async fn a_held_long_poll_names_its_reader_at_once() {
         .unwrap_or_else(|| panic!("invoicing is known while its poll waits: {report:#}"));
     assert_eq!(invoicing["position"], 1, "{report:#}");
 }
+
+/// Reads one whole response from `stream`: its head (status line and headers) and its body.
+async fn read_whole(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(bytes[..end].to_vec()).expect("a UTF-8 head");
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.parse().expect("a length"));
+            if bytes.len() >= end + 4 + length {
+                return (head, bytes[end + 4..end + 4 + length].to_vec());
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&bytes));
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A response's status line and headers, sorted, without those that differ between any two
+/// answers (`date`, `x-request-id`).
+fn comparable(head: &str) -> Vec<String> {
+    let mut lines: Vec<String> = head
+        .lines()
+        .filter(|l| !l.starts_with("date: ") && !l.starts_with("x-request-id: "))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A long poll woken by a commit is answered outside the HTTP server (written straight to its
+/// socket), and that answer is the router's: the same status, headers and body, in every
+/// coding, as the same request sent after the commit; one that waited its whole wait gets the
+/// router's `304`; the connection then serves the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_long_poll_is_answered_as_the_router_answers() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = Arc::new(spawn_order(OrderOptions::default()).await);
+    app.place(1).await;
+    for coding in ["", "accept-encoding: gzip\r\n", "accept-encoding: zstd\r\n"] {
+        // Arrange: a poll held on the current head.
+        let etag = {
+            let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+            let request = format!("GET /order/feed HTTP/1.1\r\nhost: test\r\n{coding}\r\n");
+            s.write_all(request.as_bytes()).await.unwrap();
+            let (head, _) = read_whole(&mut s).await;
+            head.lines()
+                .find_map(|l| l.strip_prefix("etag: "))
+                .expect("an ETag")
+                .to_owned()
+        };
+        let request = format!(
+            "GET /order/feed HTTP/1.1\r\nhost: test\r\nif-none-match: {etag}\r\nprefer: wait=20\r\n{coding}\r\n"
+        );
+        let mut poll = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        poll.write_all(request.as_bytes()).await.unwrap();
+        let (woken_head, woken_body) = {
+            let answer = read_whole(&mut poll);
+            tokio::pin!(answer);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                tokio::select! {
+                    (head, _) = answer.as_mut() => panic!("answered before it was due: {head}"),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+                let metrics = scrape(&app.get("/order/metrics").await.text());
+                if value(&metrics, "http_requests_held", &[]) == 1.0 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the poll was never held");
+            }
+            // Act: a commit wakes it.
+            app.place(2).await;
+            answer.await
+        };
+        // The same request after the commit is not held: the router answers it.
+        let mut other = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        other.write_all(request.as_bytes()).await.unwrap();
+        let (routed_head, routed_body) = read_whole(&mut other).await;
+
+        // Assert
+        assert!(woken_head.starts_with("HTTP/1.1 200 OK"), "{woken_head}");
+        assert!(woken_head.contains("\r\ndate: "), "{woken_head}");
+        assert!(woken_head.contains("\r\nx-request-id: "), "{woken_head}");
+        assert_eq!(
+            comparable(&woken_head),
+            comparable(&routed_head),
+            "{coding}"
+        );
+        assert_eq!(woken_body, routed_body, "{coding}");
+        // The connection parked again, and serves the next request.
+        poll.write_all(b"GET /order/health HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let (health, _) = read_whole(&mut poll).await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    }
+
+    // A poll held for its whole wait: the router's 304 (the query form is never held).
+    let etag = raw_etag(app.addr).await;
+    let mut held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    held.write_all(long_poll(&etag, 1).as_bytes())
+        .await
+        .unwrap();
+    let mut routed = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let query =
+        format!("GET /order/feed?wait=1 HTTP/1.1\r\nhost: test\r\nif-none-match: {etag}\r\n\r\n");
+    routed.write_all(query.as_bytes()).await.unwrap();
+    let ((held_head, held_body), (routed_head, _)) =
+        tokio::join!(read_whole(&mut held), read_whole(&mut routed));
+    assert!(held_head.starts_with("HTTP/1.1 304"), "{held_head}");
+    assert!(held_body.is_empty());
+    // Last-Modified of a head that changed within the last second follows the clock (so that
+    // a poll in that second is never told it is current): both carry one, maybe a second apart.
+    let without_time = |head: &str| -> Vec<String> {
+        comparable(head)
+            .into_iter()
+            .filter(|l| !l.starts_with("last-modified: "))
+            .collect()
+    };
+    assert!(held_head.contains("\r\nlast-modified: "), "{held_head}");
+    assert_eq!(without_time(&held_head), without_time(&routed_head));
+}

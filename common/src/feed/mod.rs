@@ -1236,6 +1236,31 @@ impl crate::http::Hold for Publisher {
     ) -> Option<Response> {
         self.answer_head(path, headers, peer)
     }
+
+    /// A held long poll of the head, once woken: what the head's handler answers it, with the
+    /// reader it names noted as the handler's extractor notes it.
+    fn answer_held(
+        &self,
+        method: &axum::http::Method,
+        target: &str,
+        headers: &HeaderMap,
+        request: crate::http::HeldRequest,
+    ) -> Option<BoxFuture<'static, Option<Response>>> {
+        if method != axum::http::Method::GET {
+            return None;
+        }
+        // Only the header form is held ([`Publisher::hold`]); a query is the handler's.
+        let only = self.head_path(target)?;
+        let wait = requested_wait(headers, None).ok()??;
+        let (publisher, headers) = (self.clone(), headers.clone());
+        Some(Box::pin(async move {
+            publisher.observe_reader(&headers, Some(request.peer.ip()));
+            publisher
+                .head(&headers, only, Some(wait), request.held, &request.shutdown)
+                .await
+                .ok()
+        }))
+    }
 }
 
 /// The representation and coding a request gets, or why it gets none.

@@ -159,6 +159,45 @@ impl<S> Edge<S> {
         Some(response)
     }
 
+    /// The response to a held request once its wait has ended, if [`Hold::answer_held`] has
+    /// one: with its request id, its log line (its latency counting the time it was held, as
+    /// a routed held request's does) and its route metrics.
+    pub fn answer_held(
+        &self,
+        method: &axum::http::Method,
+        target: &str,
+        headers: &axum::http::HeaderMap,
+        request: super::HeldRequest,
+    ) -> Option<BoxFuture<'static, Option<Response>>> {
+        let held = request.held;
+        let pending = self
+            .hold
+            .as_ref()?
+            .answer_held(method, target, headers, request)?;
+        let id = self.request_id(headers);
+        let metrics = self.metrics.clone();
+        let (method, path) = (method.clone(), target.to_owned());
+        Some(Box::pin(async move {
+            let started = Instant::now();
+            let mut response = pending.await?;
+            if tracing::enabled!(tracing::Level::INFO) {
+                let span = request_span(&method, &path, &id);
+                let _entered = span.enter();
+                finished(&response, started.checked_sub(held).unwrap_or(started));
+            }
+            response.headers_mut().insert(X_REQUEST_ID, id);
+            if let Some(metrics) = &metrics {
+                metrics.record(
+                    &method,
+                    &path,
+                    response.status().as_u16(),
+                    started.elapsed(),
+                );
+            }
+            Some(response)
+        }))
+    }
+
     /// The client's request id, or a new one.
     fn request_id(&self, headers: &axum::http::HeaderMap) -> HeaderValue {
         match headers.get(X_REQUEST_ID) {

@@ -6,12 +6,13 @@ use axum::Router;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+mod direct;
 mod edge;
 mod server;
 mod workers;
 
 pub use edge::{Edge, REQUEST_TIMEOUT, X_REQUEST_ID};
-pub use server::{serve, Connections, HeldFor, Hold, PARK_AFTER};
+pub use server::{serve, Connections, HeldFor, HeldRequest, Hold, PARK_AFTER};
 pub use workers::spawn_on_writer_thread;
 
 /// Request bodies larger than this are refused with 413 before any handler runs.

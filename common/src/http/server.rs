@@ -47,6 +47,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::direct::Direct;
 use super::workers::Workers;
 use super::App;
 
@@ -78,6 +79,33 @@ pub trait Hold: Send + Sync + 'static {
     fn answer(&self, _path: &str, _headers: &HeaderMap, _peer: SocketAddr) -> Option<Response> {
         None
     }
+
+    /// The response to a request held by [`Hold::hold`] once its wait has ended (`held` is how
+    /// long it waited), when the app would answer it the same without the router: the feed
+    /// head's long poll. It is then written to the socket directly, without hyper (see
+    /// [`super::direct`]); `None` serves the request through hyper as usual, and so does a
+    /// future that comes to `None`. The edge adds the request id, the log line and the route
+    /// metrics, counted under `target` itself: only a route without parameters may answer.
+    fn answer_held(
+        &self,
+        _method: &Method,
+        _target: &str,
+        _headers: &HeaderMap,
+        _held: HeldRequest,
+    ) -> Option<BoxFuture<'static, Option<Response>>> {
+        None
+    }
+}
+
+/// What [`Hold::answer_held`] is told besides the request's head.
+#[derive(Debug, Clone)]
+pub struct HeldRequest {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// How long the request was held: a long poll waits only for what is left of its wait.
+    pub held: Duration,
+    /// The server's shutdown: a wait still left ends with it.
+    pub shutdown: CancellationToken,
 }
 
 /// How long the request was held before hyper read it (a request extension): a long poll's
@@ -226,7 +254,26 @@ async fn connection(stream: TcpStream, peer: SocketAddr, app: App, shutdown: Can
             if woken && io.unread.is_empty() {
                 match hold(&mut io, peer, &app, &shutdown).await {
                     Held::No => {}
-                    Held::For(held) => activity.held_for(held),
+                    Held::For(held) => {
+                        // Written here when the app answers it without the router (a woken
+                        // long poll), and the connection parks again; else hyper serves it.
+                        let request = HeldRequest {
+                            peer,
+                            held,
+                            shutdown: shutdown.clone(),
+                        };
+                        match super::direct::answer_held(&mut io, &app, request).await {
+                            Direct::Answered => {
+                                counts.parked.dec();
+                                continue;
+                            }
+                            Direct::ClientGone => {
+                                counts.parked.dec();
+                                break;
+                            }
+                            Direct::NotHere => activity.held_for(held),
+                        }
+                    }
                     Held::ClientGone => {
                         counts.parked.dec();
                         break;
@@ -581,9 +628,9 @@ impl http_body::Body for TrackedBody {
 
 /// A socket with bytes to be read again before it: what hyper had read past its last request
 /// when the connection was parked.
-struct Rewind {
-    unread: Bytes,
-    stream: TcpStream,
+pub(super) struct Rewind {
+    pub(super) unread: Bytes,
+    pub(super) stream: TcpStream,
 }
 
 impl Rewind {

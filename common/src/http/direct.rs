@@ -1,0 +1,198 @@
+//! A woken long poll answered without hyper: its response written straight to the socket.
+//!
+//! One commit wakes every long poll waiting on the feed head at once. Served through hyper,
+//! each woken poll took a connection's buffers (two of 8 KB, fresh pages the allocator had
+//! given back since the last wake, so page faults and copies into them: a quarter of the
+//! wake's CPU), a parse, the edge and the router, to answer what the feed already had in
+//! memory. Measured with a client that reads nothing until the server is done (kernel receive
+//! timestamps, `bench/connections`), 10 000 polls took 160–275 ms to wake where a bare server
+//! writing ready bytes took 90 ms (BENCHMARKS.md). Here the head was parsed once when the
+//! request was held; the feed's answer is encoded into one small buffer and written with the
+//! shared body in one `writev`, and the connection parks again, as it would after hyper.
+//!
+//! Only a lone `HTTP/1.1` request without a body on a connection that stays open comes here
+//! (anything else, and anything the app does not answer, goes to hyper as before); the answer
+//! is byte for byte the router's but for `Date` and the request id
+//! (`long_poll::a_woken_long_poll_is_answered_as_the_router_answers`).
+
+use std::io::{self, IoSlice, Write};
+use std::time::{Duration, SystemTime};
+
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::server::{HeldRequest, Rewind};
+use super::App;
+
+/// How long writing one response may take: a client that stops reading loses its connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What became of a held request offered to [`answer_held`].
+pub(super) enum Direct {
+    /// Written; the connection waits for the client's next request.
+    Answered,
+    /// Not answered here: hyper serves it, from the bytes still unread.
+    NotHere,
+    /// The client went away (or stopped reading) while it was answered.
+    ClientGone,
+}
+
+/// Answers the held request in `io.unread` if the app can without the router (see
+/// [`super::Hold::answer_held`]), writing the response to the socket.
+pub(super) async fn answer_held(io: &mut Rewind, app: &App, held: HeldRequest) -> Direct {
+    let Some((method, target, headers)) = lone_request(&io.unread) else {
+        return Direct::NotHere;
+    };
+    let Some(pending) = app.answer_held(&method, &target, &headers, held) else {
+        return Direct::NotHere;
+    };
+    let Some(response) = pending.await else {
+        return Direct::NotHere;
+    };
+    let (parts, body) = response.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        // A body that fails to produce itself is no answer; nothing was written yet.
+        return Direct::NotHere;
+    };
+    let without_body = !can_have_body(parts.status);
+    let head = encode_head(parts.status, &parts.headers, body.len(), without_body);
+    let body: &[u8] = if without_body { &[] } else { &body };
+    io.unread = axum::body::Bytes::new();
+    match tokio::time::timeout(WRITE_TIMEOUT, write_all(&mut io.stream, &head, body)).await {
+        Ok(Ok(())) => Direct::Answered,
+        Ok(Err(_)) | Err(_) => Direct::ClientGone,
+    }
+}
+
+/// The method, target and headers of `bytes` when they are exactly one `HTTP/1.1` request
+/// head, of a request without a body whose client keeps the connection open.
+fn lone_request(bytes: &[u8]) -> Option<(Method, String, HeaderMap)> {
+    let mut slots = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut slots);
+    let httparse::Status::Complete(length) = request.parse(bytes).ok()? else {
+        return None;
+    };
+    if length != bytes.len() || request.version != Some(1) {
+        return None;
+    }
+    let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
+    let target = request.path?.to_owned();
+    let mut headers = HeaderMap::with_capacity(request.headers.len());
+    for h in request.headers.iter() {
+        let name = header::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        headers.append(name, header::HeaderValue::from_bytes(h.value).ok()?);
+    }
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    // RFC 9112 §9.3: an HTTP/1.1 connection stays open unless a `Connection` option says close.
+    let closes = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"));
+    (!has_body && !closes).then_some((method, target, headers))
+}
+
+/// RFC 9110 §6.4.1: `1xx`, `204` and `304` responses have no content.
+fn can_have_body(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+/// The status line and header section as hyper writes them: the response's headers, then the
+/// `content-length` of a response that may have content, then `date`.
+fn encode_head(
+    status: StatusCode,
+    headers: &HeaderMap,
+    length: usize,
+    without_body: bool,
+) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256 + headers.len() * 48);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !without_body {
+        // Writing to a Vec cannot fail.
+        let _ = write!(head, "content-length: {length}\r\n");
+    }
+    if !headers.contains_key(header::DATE) {
+        head.extend_from_slice(b"date: ");
+        head.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// Writes `head` then `body`, both in one `writev` when the socket takes them.
+async fn write_all(stream: &mut TcpStream, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let n = stream
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lone_keep_alive_http_1_1_request_without_a_body_is_answered_here() {
+        let ok = b"GET /order/feed HTTP/1.1\r\nHost: x\r\nPrefer: wait=5\r\n\r\n";
+        let (method, target, headers) = lone_request(ok).unwrap();
+        assert_eq!((method, target.as_str()), (Method::GET, "/order/feed"));
+        assert_eq!(headers["prefer"], "wait=5");
+        for refused in [
+            &b"GET /order/feed HTTP/1.1\r\nHost: x\r\n\r\nGET /order/feed HTTP/1.1\r\n\r\n"[..],
+            b"GET /order/feed HTTP/1.0\r\nHost: x\r\n\r\n",
+            b"GET /order/feed HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+            b"GET /order/feed HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+            b"GET /order/feed HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /order/feed HTTP/1.1\r\nHost: x\r\n",
+        ] {
+            assert!(
+                lone_request(refused).is_none(),
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
+    }
+
+    #[test]
+    fn a_head_carries_the_headers_a_content_length_and_a_date_but_a_304_no_length() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ETAG, "\"a\"".parse().unwrap());
+        headers.insert(header::CONTENT_LENGTH, "999".parse().unwrap());
+        let ok = String::from_utf8(encode_head(StatusCode::OK, &headers, 42, false)).unwrap();
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\netag: \"a\"\r\ncontent-length: 42\r\ndate: "));
+        assert!(ok.ends_with(" GMT\r\n\r\n"), "{ok}");
+        let not_modified =
+            String::from_utf8(encode_head(StatusCode::NOT_MODIFIED, &headers, 0, true)).unwrap();
+        assert!(not_modified.starts_with("HTTP/1.1 304 Not Modified\r\netag: \"a\"\r\ndate: "));
+        assert!(!not_modified.contains("content-length"));
+    }
+}
