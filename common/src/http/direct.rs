@@ -59,7 +59,22 @@ pub(super) async fn answer_held(io: &mut Rewind, app: &App, held: HeldRequest) -
     let head = encode_head(parts.status, &parts.headers, body.len(), without_body);
     let body: &[u8] = if without_body { &[] } else { &body };
     io.unread = axum::body::Bytes::new();
-    match tokio::time::timeout(WRITE_TIMEOUT, write_all(&mut io.stream, &head, body)).await {
+    // Nearly always the socket takes it all at once: no timer then.
+    let written = match io
+        .stream
+        .try_write_vectored(&[IoSlice::new(&head), IoSlice::new(body)])
+    {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(_) => return Direct::ClientGone,
+    };
+    let from_head = written.min(head.len());
+    let rest = write_all(
+        &mut io.stream,
+        &head[from_head..],
+        &body[written - from_head..],
+    );
+    match tokio::time::timeout(WRITE_TIMEOUT, rest).await {
         Ok(Ok(())) => Direct::Answered,
         Ok(Err(_)) | Err(_) => Direct::ClientGone,
     }
