@@ -82,6 +82,23 @@ async fn connect(server: SocketAddr, i: usize) -> TcpStream {
     unreachable!()
 }
 
+/// The status, the length of the head (its blank line included) and the `Content-Length` of a
+/// response whose head is complete at the start of `buf`.
+fn response_head(buf: &[u8]) -> Option<(u16, usize, usize)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).expect("head");
+    let status: u16 = head[9..12].parse().expect("status");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    Some((status, end + 4, length))
+}
+
 /// One response read from `stream`: its status and the instant its head arrived.
 async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Instant) {
     buf.clear();
@@ -90,19 +107,9 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Insta
         let n = stream.read(&mut chunk).await.expect("read");
         assert!(n > 0, "the server closed the connection");
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        if let Some((status, end, length)) = response_head(buf) {
             let at = Instant::now();
-            let head = std::str::from_utf8(&buf[..end]).expect("head");
-            let status: u16 = head[9..12].parse().expect("status");
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            let mut have = buf.len() - end - 4;
+            let mut have = buf.len() - end;
             while have < length {
                 let n = stream.read(&mut chunk).await.expect("read body");
                 assert!(n > 0, "closed mid-body");
@@ -188,19 +195,9 @@ mod arrival {
             assert!(n > 0, "the server closed the connection");
             buf.extend_from_slice(&chunk[..n]);
             if head.is_none() {
-                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let text = std::str::from_utf8(&buf[..end]).expect("head");
-                    let status: u16 = text[9..12].parse().expect("status");
-                    let length: usize = text
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
+                if let Some((status, end, length)) = super::response_head(&buf) {
                     let at = stamp.expect("a receive timestamp (SO_TIMESTAMPNS)");
-                    head = Some((status, at, end + 4 + length));
+                    head = Some((status, at, end + length));
                 }
             }
             if let Some((status, at, total)) = head {

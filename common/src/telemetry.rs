@@ -225,15 +225,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_line_logged_is_written_in_order_by_the_time_the_logs_stop() {
-        // Arrange: more bytes than the buffer holds, from two threads, so that some wait.
+    /// A sink, what its writer thread writes, and the guard that stops it.
+    fn started() -> (LineSink, Captured, Logs) {
         let sink = LineSink::default();
         let out = Captured::default();
         let logs = Logs {
             sink: Some(sink.clone()),
             writer: Some(sink.spawn_writer(out.clone()).unwrap()),
         };
+        (sink, out, logs)
+    }
+
+    #[test]
+    fn every_line_logged_is_written_in_order_by_the_time_the_logs_stop() {
+        // Arrange: more bytes than the buffer holds, from two threads, so that some wait.
+        let (sink, out, logs) = started();
         let line_count = 2 * BUFFERED / 100 + 1000;
         // Act
         let threads: Vec<_> = (0..2)
@@ -267,12 +273,7 @@ mod tests {
 
     #[test]
     fn a_line_logged_while_the_service_is_quiet_is_written_without_waiting_for_more() {
-        let sink = LineSink::default();
-        let out = Captured::default();
-        let logs = Logs {
-            sink: Some(sink.clone()),
-            writer: Some(sink.spawn_writer(out.clone()).unwrap()),
-        };
+        let (sink, out, logs) = started();
         (&sink).write_all(b"alone\n").unwrap();
         // The writer is woken by the line itself; the wait is bounded so a failure ends.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
