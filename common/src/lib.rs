@@ -4,11 +4,12 @@
 //! - [`db`]: one database handle over SQLite or Postgres (sqlx `Any`), migrations, writes.
 //! - [`feed`]: publishing an Atom feed with RFC 5005 archives and conditional GET.
 //! - [`consumer`]: consuming any such feed exactly once in effect, with a [`consumer::Projection`].
-//! - [`http`]: problem+json errors, middleware, serving with graceful shutdown.
+//! - [`http`]: problem+json errors, middleware, serving with graceful shutdown, idle
+//!   connections and long polls held outside hyper (woken polls answered there too).
 //! - [`metrics`]: Prometheus registries and request metrics, one registry per service.
 //! - [`clock`]: time as a dependency, and how times are stored.
 //! - [`config`]: parsing shared configuration values (durations).
-//! - [`telemetry`]: `tracing` set-up.
+//! - [`telemetry`]: `tracing` set-up; log lines written in batches by a thread of their own.
 //! - [`service`]: a whole consumer service from its [`service::Domain`] (config, routes, run).
 //! - [`allocator`]: jemalloc for every binary, memory given back when idle.
 //! - [`ui`]: the HTML pages' shell, the consumer panel, and pages for versioned copies.
