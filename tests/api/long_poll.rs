@@ -280,14 +280,14 @@ fn long_poll(etag: &str, wait: u64) -> String {
 
 /// Waits, up to ten seconds, until the order service holds one request, failing if `exchange`
 /// (the poll) is answered first.
-async fn until_held(
+async fn until_held<T: std::fmt::Debug>(
     app: &crate::helpers::OrderApp,
-    exchange: &mut std::pin::Pin<&mut impl std::future::Future<Output = String>>,
+    exchange: &mut std::pin::Pin<&mut impl std::future::Future<Output = T>>,
 ) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         tokio::select! {
-            answer = exchange.as_mut() => panic!("answered before it was due: {answer}"),
+            answer = exchange.as_mut() => panic!("answered before it was due: {answer:?}"),
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
         let metrics = scrape(&app.get("/order/metrics").await.text());
@@ -436,18 +436,7 @@ async fn a_woken_long_poll_is_answered_as_the_router_answers() {
         let (woken_head, woken_body) = {
             let answer = read_whole(&mut poll);
             tokio::pin!(answer);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                tokio::select! {
-                    (head, _) = answer.as_mut() => panic!("answered before it was due: {head}"),
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                }
-                let metrics = scrape(&app.get("/order/metrics").await.text());
-                if value(&metrics, "http_requests_held", &[]) == 1.0 {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "the poll was never held");
-            }
+            until_held(&app, &mut answer).await;
             // Act: a commit wakes it.
             app.place(2).await;
             answer.await

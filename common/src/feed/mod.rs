@@ -1243,7 +1243,7 @@ impl crate::http::Hold for Publisher {
         &self,
         method: &axum::http::Method,
         target: &str,
-        headers: &HeaderMap,
+        headers: HeaderMap,
         request: crate::http::HeldRequest,
     ) -> Option<BoxFuture<'static, Option<Response>>> {
         if method != axum::http::Method::GET {
@@ -1251,8 +1251,8 @@ impl crate::http::Hold for Publisher {
         }
         // Only the header form is held ([`Publisher::hold`]); a query is the handler's.
         let only = self.head_path(target)?;
-        let wait = requested_wait(headers, None).ok()??;
-        let (publisher, headers) = (self.clone(), headers.clone());
+        let wait = requested_wait(&headers, None).ok()??;
+        let publisher = self.clone();
         Some(Box::pin(async move {
             publisher.observe_reader(&headers, Some(request.peer.ip()));
             publisher

@@ -18,11 +18,11 @@
 use std::io::{self, IoSlice, Write};
 use std::time::{Duration, SystemTime};
 
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::server::{HeldRequest, Rewind};
+use super::server::{parse_head, stays_open, Head, HeldRequest, Rewind};
 use super::App;
 
 /// How long writing one response may take: a client that stops reading loses its connection.
@@ -41,10 +41,10 @@ pub(super) enum Direct {
 /// Answers the held request in `io.unread` if the app can without the router (see
 /// [`super::Hold::answer_held`]), writing the response to the socket.
 pub(super) async fn answer_held(io: &mut Rewind, app: &App, held: HeldRequest) -> Direct {
-    let Some((method, target, headers)) = lone_request(&io.unread) else {
+    let Some(head) = lone_request(&io.unread) else {
         return Direct::NotHere;
     };
-    let Some(pending) = app.answer_held(&method, &target, &headers, held) else {
+    let Some(pending) = app.answer_held(&head.method, &head.target, head.headers, held) else {
         return Direct::NotHere;
     };
     let Some(response) = pending.await else {
@@ -80,36 +80,20 @@ pub(super) async fn answer_held(io: &mut Rewind, app: &App, held: HeldRequest) -
     }
 }
 
-/// The method, target and headers of `bytes` when they are exactly one `HTTP/1.1` request
-/// head, of a request without a body whose client keeps the connection open.
-fn lone_request(bytes: &[u8]) -> Option<(Method, String, HeaderMap)> {
-    let mut slots = [httparse::EMPTY_HEADER; 32];
-    let mut request = httparse::Request::new(&mut slots);
-    let httparse::Status::Complete(length) = request.parse(bytes).ok()? else {
-        return None;
-    };
-    if length != bytes.len() || request.version != Some(1) {
-        return None;
-    }
-    let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
-    let target = request.path?.to_owned();
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
-    for h in request.headers.iter() {
-        let name = header::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        headers.append(name, header::HeaderValue::from_bytes(h.value).ok()?);
-    }
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
+/// The head in `bytes` when they are exactly one `HTTP/1.1` request head, of a request without
+/// a body whose client keeps the connection open.
+fn lone_request(bytes: &[u8]) -> Option<Head> {
+    let head = parse_head(bytes)?;
+    let has_body = head.headers.contains_key(header::TRANSFER_ENCODING)
+        || head
+            .headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
-    // RFC 9112 §9.3: an HTTP/1.1 connection stays open unless a `Connection` option says close.
-    let closes = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"));
-    (!has_body && !closes).then_some((method, target, headers))
+    (head.length == bytes.len()
+        && head.version == hyper::Version::HTTP_11
+        && !has_body
+        && stays_open(head.version, &head.headers))
+    .then_some(head)
 }
 
 /// RFC 9110 §6.4.1: `1xx`, `204` and `304` responses have no content.
@@ -174,13 +158,17 @@ async fn write_all(stream: &mut TcpStream, mut head: &[u8], mut body: &[u8]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::Method;
 
     #[test]
     fn only_a_lone_keep_alive_http_1_1_request_without_a_body_is_answered_here() {
         let ok = b"GET /order/feed HTTP/1.1\r\nHost: x\r\nPrefer: wait=5\r\n\r\n";
-        let (method, target, headers) = lone_request(ok).unwrap();
-        assert_eq!((method, target.as_str()), (Method::GET, "/order/feed"));
-        assert_eq!(headers["prefer"], "wait=5");
+        let head = lone_request(ok).unwrap();
+        assert_eq!(
+            (head.method, head.target.as_str()),
+            (Method::GET, "/order/feed")
+        );
+        assert_eq!(head.headers["prefer"], "wait=5");
         for refused in [
             &b"GET /order/feed HTTP/1.1\r\nHost: x\r\n\r\nGET /order/feed HTTP/1.1\r\n\r\n"[..],
             b"GET /order/feed HTTP/1.0\r\nHost: x\r\n\r\n",

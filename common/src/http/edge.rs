@@ -166,15 +166,13 @@ impl<S> Edge<S> {
         &self,
         method: &axum::http::Method,
         target: &str,
-        headers: &axum::http::HeaderMap,
+        headers: axum::http::HeaderMap,
         request: super::HeldRequest,
     ) -> Option<BoxFuture<'static, Option<Response>>> {
         let held = request.held;
-        let pending = self
-            .hold
-            .as_ref()?
-            .answer_held(method, target, headers, request)?;
-        let id = self.request_id(headers);
+        let hold = self.hold.as_ref()?;
+        let id = self.request_id(&headers);
+        let pending = hold.answer_held(method, target, headers, request)?;
         let metrics = self.metrics.clone();
         let (method, path) = (method.clone(), target.to_owned());
         Some(Box::pin(async move {

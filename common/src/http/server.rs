@@ -90,7 +90,7 @@ pub trait Hold: Send + Sync + 'static {
         &self,
         _method: &Method,
         _target: &str,
-        _headers: &HeaderMap,
+        _headers: HeaderMap,
         _held: HeldRequest,
     ) -> Option<BoxFuture<'static, Option<Response>>> {
         None
@@ -319,7 +319,7 @@ async fn hold(io: &mut Rewind, peer: SocketAddr, app: &App, shutdown: &Cancellat
         return Held::ClientGone;
     }
     let until = parse_head(&read)
-        .and_then(|(method, target, headers)| app.hold(&method, &target, &headers, peer));
+        .and_then(|head| app.hold(&head.method, &head.target, &head.headers, peer));
     io.unread = Bytes::from(read);
     let Some(until) = until else {
         return Held::No;
@@ -347,21 +347,41 @@ fn read_available(stream: &TcpStream) -> io::Result<Vec<u8>> {
     Ok(buf[..n].to_vec())
 }
 
-/// The method, target and headers of a complete request head at the start of `bytes`.
-fn parse_head(bytes: &[u8]) -> Option<(Method, String, HeaderMap)> {
+/// A complete request head at the start of some bytes.
+pub(super) struct Head {
+    pub(super) method: Method,
+    pub(super) target: String,
+    pub(super) headers: HeaderMap,
+    pub(super) version: hyper::Version,
+    /// Its length in bytes, the blank line included.
+    pub(super) length: usize,
+}
+
+/// The complete request head at the start of `bytes`, if there is one.
+pub(super) fn parse_head(bytes: &[u8]) -> Option<Head> {
     let mut slots = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut slots);
-    if !matches!(request.parse(bytes), Ok(httparse::Status::Complete(_))) {
+    let httparse::Status::Complete(length) = request.parse(bytes).ok()? else {
         return None;
-    }
+    };
     let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
     let target = request.path?.to_owned();
+    let version = match request.version? {
+        0 => hyper::Version::HTTP_10,
+        _ => hyper::Version::HTTP_11,
+    };
     let mut headers = HeaderMap::with_capacity(request.headers.len());
     for h in request.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
-    Some((method, target, headers))
+    Some(Head {
+        method,
+        target,
+        headers,
+        version,
+        length,
+    })
 }
 
 /// Whether a `Prefer` header asks to wait (RFC 7240 §4.3): the mark of a long poll.
@@ -376,14 +396,20 @@ fn asks_to_wait(headers: &HeaderMap) -> bool {
 /// Whether the client means to send more on this connection (RFC 9112 §9.3): one that asked
 /// to close it is closed once answered, never parked.
 fn keeps_alive<B>(request: &hyper::Request<B>) -> bool {
-    let mut tokens = request
-        .headers()
+    stays_open(request.version(), request.headers())
+}
+
+/// Whether a connection stays open after a request of `version` with `headers` (RFC 9112
+/// §9.3): HTTP/1.1 unless a `Connection` option says `close`, HTTP/1.0 only if one says
+/// `keep-alive`.
+pub(super) fn stays_open(version: hyper::Version, headers: &HeaderMap) -> bool {
+    let mut tokens = headers
         .get_all(hyper::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim);
-    if request.version() == hyper::Version::HTTP_10 {
+    if version == hyper::Version::HTTP_10 {
         tokens.any(|t| t.eq_ignore_ascii_case("keep-alive"))
     } else {
         !tokens.any(|t| t.eq_ignore_ascii_case("close"))
